@@ -121,27 +121,32 @@ impl<'e> Mbuf<'e> {
         unsafe { self.ptr.as_ref() }
     }
 
+    /// Start of the first segment's packet data.
+    #[inline]
+    fn data_ptr(&self) -> *mut u8 {
+        let m = self.raw();
+        // data_off is within the buffer (DPDK invariant), so the offset stays in bounds; wrapping
+        // arithmetic keeps this computation itself free of unsafe.
+        m.buf_addr
+            .cast::<u8>()
+            .wrapping_add(usize::from(m.data_off))
+    }
+
     /// The packet bytes of the first segment.
     #[inline]
     pub fn data(&self) -> &[u8] {
-        let m = self.raw();
+        let len = usize::from(self.raw().data_len);
         // SAFETY: DPDK guarantees buf_addr + data_off .. + data_len lies within the mbuf's data
         // buffer, which we own exclusively (reference count 1) while self is borrowed.
-        unsafe {
-            std::slice::from_raw_parts(
-                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
-                usize::from(m.data_len),
-            )
-        }
+        unsafe { std::slice::from_raw_parts(self.data_ptr(), len) }
     }
 
     /// The packet bytes of the first segment, writable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
-        let m = self.raw();
-        let (addr, off, len) = (m.buf_addr.cast::<u8>(), m.data_off, m.data_len);
+        let len = usize::from(self.raw().data_len);
         // SAFETY: as in `data`, and &mut self makes the borrow exclusive.
-        unsafe { std::slice::from_raw_parts_mut(addr.add(usize::from(off)), usize::from(len)) }
+        unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), len) }
     }
 
     /// Length of the whole packet (all segments).
@@ -163,8 +168,11 @@ impl<'e> Mbuf<'e> {
     pub fn rss_hash(&self) -> Option<u32> {
         let m = self.raw();
         if m.ol_flags & RX_RSS_HASH != 0 {
+            let hash = &m.__bindgen_anon_2;
             // SAFETY: the flag says the hash member of the union is the one the PMD wrote.
-            Some(unsafe { m.__bindgen_anon_2.hash.rss })
+            let hash = unsafe { hash.hash };
+            // SAFETY: the rss member of the hash union is the PMD's RSS hash (same flag).
+            Some(unsafe { hash.rss })
         } else {
             None
         }

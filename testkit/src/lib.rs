@@ -1,0 +1,37 @@
+//! Test support for ferrowall: a packet builder independent of ferrowall's wire code, captures
+//! built from it, the `ferrowall` process under test, and the network-namespace lab.
+
+// Test data generators truncate numbers into bytes on purpose.
+#![allow(clippy::cast_possible_truncation)]
+
+pub mod capture;
+pub mod lab;
+pub mod packet;
+pub mod process;
+
+pub use packet::{Ext, Pkt, tcp};
+
+use std::path::PathBuf;
+
+/// The project's root folder.
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit lives in the workspace")
+        .to_path_buf()
+}
+
+/// `../shared/captures` relative to the project root: the real captures of the test suite.
+pub fn shared_captures() -> PathBuf {
+    project_root().join("../shared/captures")
+}
+
+/// A fresh, empty folder for one test's files, under the target directory.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = project_root()
+        .join("target/test-scratch")
+        .join(format!("{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a scratch folder");
+    dir
+}
