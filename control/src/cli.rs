@@ -35,6 +35,28 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Run the pipeline over a capture offline (no DPDK): verdicts, passing packets, FQDN table.
+    Replay {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The capture to replay (classic pcap).
+        #[arg(long, value_name = "IN.pcap")]
+        pcap: PathBuf,
+        /// Write the packets that pass, and those ferrowall writes (RSTs), here.
+        #[arg(long, value_name = "OUT.pcap")]
+        out: Option<PathBuf>,
+        /// Write one JSON verdict per input packet here.
+        #[arg(long, value_name = "VERDICTS.jsonl")]
+        log: Option<PathBuf>,
+        /// Write the FQDN table at the end here (format of `fqdn --json`).
+        #[arg(long = "fqdn-out", value_name = "FQDN.json")]
+        fqdn_out: Option<PathBuf>,
+        /// Reload FILE before packet INDEX (0-based), as SIGHUP would: what a reload does to
+        /// live flows. Repeatable.
+        #[arg(long = "reload-at", value_name = "INDEX:FILE", value_parser = crate::replay::parse_reload)]
+        reload_at: Vec<(u64, PathBuf)>,
+    },
 }
 
 /// Errors a command ends with, mapped to exit codes.
@@ -46,6 +68,12 @@ pub enum Failure {
     /// Anything else: exit 1.
     #[error(transparent)]
     Runtime(#[from] anyhow::Error),
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Runtime(e.into())
+    }
 }
 
 impl From<config::ConfigError> for Failure {
@@ -61,6 +89,21 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => crate::run::run(&config),
         Command::Check { config } => check(&config),
+        Command::Replay {
+            config,
+            pcap,
+            out,
+            log,
+            fqdn_out,
+            reload_at,
+        } => crate::replay::replay(&crate::replay::Args {
+            config,
+            pcap,
+            out,
+            log,
+            fqdn_out,
+            reloads: reload_at,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,4 +2,5 @@
 //! `ferrowall` command line. Only the `ferrowall` binary uses this crate.
 
 pub mod cli;
+mod replay;
 mod run;

@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use dataplane::Side;
-use dataplane::worker::{PortQueues, Worker, WorkerStats};
+use dataplane::worker::{
+    Clock, ControlLink, FromWorker, PortQueues, ToWorker, Worker, WorkerStats, link,
+};
+use dataplane::{DropReason, Pipeline, PipelineConfig, PipelineStats, Policy, Side};
 use dpdk::{Eal, Mempool, Port, PortConfig, PortStats};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::cli::Failure;
 
@@ -22,13 +24,16 @@ pub fn run(path: &Path) -> Result<(), Failure> {
     let cfg = config::load(path)?;
     let workers = usize::from(cfg.dpdk.workers);
 
-    // SIGINT/SIGTERM ask for a clean stop; a second one exits at once.
+    // SIGINT/SIGTERM ask for a clean stop; a second one exits at once. SIGHUP reloads.
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&term))
             .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&term)))
             .context("installing signal handlers")?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .context("installing signal handlers")?;
 
     let eal = Eal::init(&cfg.dpdk.eal_args).context("starting the DPDK EAL ([dpdk].eal_args)")?;
     let lcores = eal.worker_lcores();
@@ -80,12 +85,36 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         ports.push(port);
     }
 
+    let policy = Arc::new(Policy::compile(&cfg, 1, workers));
+    info!(
+        rules = policy.rules.len(),
+        matcher_bytes = policy.matcher.memory_bytes(),
+        generation = policy.generation,
+        "policy compiled"
+    );
+    let mut control = Control {
+        path: path.to_owned(),
+        cfg,
+        policy,
+        links: Vec::with_capacity(workers),
+    };
     let stop = AtomicBool::new(false);
     let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
+    let pstats: Vec<Arc<PipelineStats>> = (0..workers).map(|_| Arc::default()).collect();
+    let tsc_hz = eal.tsc_hz();
+    let seeds = std::hash::RandomState::new();
     let joined = eal.scope(|s| -> anyhow::Result<()> {
         let mut handles = Vec::with_capacity(workers);
         for (id, &lcore) in lcores.iter().take(workers).enumerate() {
             let q = u16::try_from(id)?;
+            let (ctl, wl) = link();
+            control.links.push(ctl);
+            let seed = std::hash::BuildHasher::hash_one(&seeds, id);
+            let pipeline = Pipeline::new(
+                PipelineConfig::from_config(&control.cfg, id, seed),
+                Arc::clone(&control.policy),
+                Arc::clone(&pstats[id]),
+            );
             let mut worker = Worker {
                 id,
                 ports: [
@@ -98,16 +127,23 @@ pub fn run(path: &Path) -> Result<(), Failure> {
                         tx: ports[1].tx_queue(q)?,
                     },
                 ],
-                burst: usize::from(cfg.dpdk.burst),
+                pool,
+                burst: usize::from(control.cfg.dpdk.burst),
+                pipeline,
+                link: wl,
+                clock: Clock::new(tsc_hz),
                 stats: Arc::clone(&stats[id]),
             };
             let stop = &stop;
             handles.push(s.launch(lcore, move || worker.run(stop))?);
             info!(worker = id, lcore, "worker started");
         }
-        warn!("rules are not enforced yet: every packet is forwarded");
-        info!("forwarding between inside and outside; SIGINT or SIGTERM stops");
+        info!("forwarding between inside and outside; SIGHUP reloads, SIGINT or SIGTERM stops");
         while !term.load(Ordering::Relaxed) {
+            if hup.swap(false, Ordering::Relaxed) {
+                control.reload();
+            }
+            control.collect_retired();
             std::thread::sleep(CONTROL_TICK);
         }
         info!("stopping: draining workers");
@@ -120,6 +156,7 @@ pub fn run(path: &Path) -> Result<(), Failure> {
                 failed = Some(e);
             }
         }
+        control.collect_retired();
         failed.map_or(Ok(()), |e| Err(anyhow!(e)))
     });
 
@@ -131,7 +168,7 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         }
         port_stats.push((side, st));
     }
-    print_final_counters(&port_stats, &stats);
+    print_final_counters(&port_stats, &stats, &pstats);
     joined?;
     Ok(())
 }
@@ -156,8 +193,72 @@ fn format_mac(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
+/// The control thread's state while the appliance runs.
+struct Control {
+    path: std::path::PathBuf,
+    cfg: config::Config,
+    policy: Arc<Policy>,
+    links: Vec<ControlLink>,
+}
+
+impl Control {
+    /// Re-reads the configuration and, if it is valid, publishes the new policy to every
+    /// worker. On error the running policy stays.
+    fn reload(&mut self) {
+        let cfg = match config::load(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("reload refused, the running policy stays: {e}");
+                return;
+            }
+        };
+        if cfg.dpdk != self.cfg.dpdk
+            || cfg.ports != self.cfg.ports
+            || cfg.flows.capacity != self.cfg.flows.capacity
+        {
+            warn!(
+                "reload: [dpdk], [ports] and [flows].capacity take effect at the next start only"
+            );
+        }
+        let generation = self.policy.generation + 1;
+        let policy = Arc::new(Policy::compile(&cfg, generation, self.links.len()));
+        for l in &mut self.links {
+            // A full inbox means a worker is stuck; it would get the next reload instead.
+            if l.to_worker
+                .push(ToWorker::Policy(Arc::clone(&policy)))
+                .is_err()
+            {
+                warn!(
+                    "a worker's inbox is full; it keeps generation {}",
+                    self.policy.generation
+                );
+            }
+        }
+        info!(
+            generation,
+            rules = policy.rules.len(),
+            "configuration reloaded"
+        );
+        self.policy = policy;
+        self.cfg = cfg;
+    }
+
+    /// Drops what workers handed back.
+    fn collect_retired(&mut self) {
+        for l in &mut self.links {
+            while let Ok(FromWorker::Retired(p)) = l.from_worker.pop() {
+                drop(p);
+            }
+        }
+    }
+}
+
 #[allow(clippy::print_stdout)]
-fn print_final_counters(ports: &[(Side, PortStats)], workers: &[Arc<WorkerStats>]) {
+fn print_final_counters(
+    ports: &[(Side, PortStats)],
+    workers: &[Arc<WorkerStats>],
+    pipelines: &[Arc<PipelineStats>],
+) {
     println!("final counters");
     for (side, s) in ports {
         println!(
@@ -183,6 +284,22 @@ fn print_final_counters(ports: &[(Side, PortStats)], workers: &[Arc<WorkerStats>
             w.busy_polls.get(),
             w.idle_polls.get(),
             w.cycles_per_packet()
+        );
+    }
+    for (id, p) in pipelines.iter().enumerate() {
+        let drops: Vec<String> = DropReason::ALL
+            .iter()
+            .filter(|r| p.drops[r.index()].get() > 0)
+            .map(|r| format!("{} {}", r.as_str(), p.drops[r.index()].get()))
+            .collect();
+        println!(
+            "  worker {id} flows {} flows_created {} bridged_arp {} bridged_nd {} rejects_sent {} drops [{}]",
+            p.flows.get(),
+            p.flows_created.get(),
+            p.bridged_arp.get(),
+            p.bridged_nd.get(),
+            p.rejects_sent.get(),
+            drops.join(", ")
         );
     }
 }

@@ -32,6 +32,8 @@ eal_args = ["-l", "0-1", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
 device = "net_pcap0"
 [ports.outside]
 device = "net_pcap1"
+[flows]
+tcp_midstream = true   # the capture's TCP segments are not whole connections
 [default]
 action = "allow"
 "#,

@@ -5,8 +5,22 @@
 //! loop in [`worker`] is the edge that feeds it mbufs.
 
 pub mod counter;
+pub mod drop;
+pub mod flow;
+pub mod frag;
+pub mod fuzzing;
+pub mod packet;
 pub mod pcap;
+pub mod pipeline;
+pub mod policy;
+pub mod reject;
 pub mod side;
+pub mod verdict;
+pub mod wire;
 pub mod worker;
 
+pub use drop::DropReason;
+pub use pipeline::{Disposition, Effects, Pipeline, PipelineConfig, PipelineStats};
+pub use policy::Policy;
 pub use side::Side;
+pub use verdict::{Decision, Reason, Verdict};

@@ -53,6 +53,11 @@ pub enum PcapError {
     /// The file ends inside a record.
     #[error("record {0}: truncated")]
     Truncated(u64),
+    /// A link layer ferrowall does not read.
+    #[error(
+        "link type {0} is not supported (Ethernet, raw IP, BSD loopback, PPP and Linux cooked captures are)"
+    )]
+    LinkType(u32),
 }
 
 /// One record of a capture.
@@ -247,6 +252,114 @@ impl<W: Write> Writer<W> {
     }
 }
 
+/// Converts between a capture's link layer and Ethernet, which the pipeline reads. Frames of
+/// other link layers get a synthetic Ethernet header (zero MACs, the EtherType of their IP
+/// version); frames ferrowall writes go back to the capture's link layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link(u32);
+
+const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
+const ETHERTYPE_IPV6: [u8; 2] = [0x86, 0xdd];
+
+impl Link {
+    /// The adapter for link type `lt`, if ferrowall reads it.
+    pub fn new(lt: u32) -> Result<Link, PcapError> {
+        match lt {
+            linktype::ETHERNET
+            | linktype::NULL
+            | linktype::RAW
+            | linktype::IPV4
+            | linktype::IPV6
+            | linktype::PPP
+            | linktype::LINUX_SLL => Ok(Link(lt)),
+            other => Err(PcapError::LinkType(other)),
+        }
+    }
+
+    /// The IP packet inside a non-Ethernet record, or `None` when the record carries no IP.
+    fn ip_payload<'a>(&self, rec: &'a [u8]) -> Option<&'a [u8]> {
+        match self.0 {
+            linktype::RAW | linktype::IPV4 | linktype::IPV6 => Some(rec),
+            linktype::NULL => rec.get(4..),
+            linktype::PPP => {
+                let rest = if rec.starts_with(&[0xff, 0x03]) {
+                    &rec[2..]
+                } else {
+                    rec
+                };
+                // An odd first byte is a compressed (one-byte) protocol field (RFC 1661 6.5).
+                let (protocol, body) = match rest {
+                    [p, body @ ..] if p & 1 == 1 => (u16::from(*p), body),
+                    [hi, lo, body @ ..] => (u16::from_be_bytes([*hi, *lo]), body),
+                    _ => return None,
+                };
+                matches!(protocol, 0x21 | 0x57).then_some(body)
+            }
+            linktype::LINUX_SLL => rec.get(16..),
+            _ => None,
+        }
+    }
+
+    /// The record as an Ethernet frame for the pipeline.
+    pub fn to_ethernet(self, rec: &[u8]) -> Vec<u8> {
+        if self.0 == linktype::ETHERNET {
+            return rec.to_vec();
+        }
+        if self.0 == linktype::LINUX_SLL && rec.len() >= 16 {
+            // Keep the protocol the cooked header names (ARP, VLAN, ...).
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&rec[14..]);
+            return f;
+        }
+        let ip = self.ip_payload(rec).unwrap_or(&[]);
+        let et = match ip.first().map(|b| b >> 4) {
+            Some(6) => ETHERTYPE_IPV6,
+            Some(4) => ETHERTYPE_IPV4,
+            // Not IP: an EtherType the pipeline drops as non-IP.
+            _ => [0x88, 0xb5],
+        };
+        let mut f = Vec::with_capacity(ip.len() + 14);
+        f.extend_from_slice(&[0; 12]);
+        f.extend_from_slice(&et);
+        f.extend_from_slice(ip);
+        f
+    }
+
+    /// A frame ferrowall wrote, in the capture's link layer.
+    pub fn from_ethernet(self, frame: &[u8]) -> Vec<u8> {
+        let l3_offset = match crate::wire::ethernet::parse(frame) {
+            Ok(l2) => l2.l3_offset,
+            Err(_) => return frame.to_vec(),
+        };
+        let ip = &frame[l3_offset..];
+        let v6 = ip.first().is_some_and(|b| b >> 4 == 6);
+        match self.0 {
+            linktype::ETHERNET => frame.to_vec(),
+            linktype::NULL => {
+                // BSD address families: AF_INET 2, AF_INET6 24 (the value most captures use).
+                let af: u32 = if v6 { 24 } else { 2 };
+                let mut r = af.to_le_bytes().to_vec();
+                r.extend_from_slice(ip);
+                r
+            }
+            linktype::PPP => {
+                let mut r = vec![0xff, 0x03, 0x00, if v6 { 0x57 } else { 0x21 }];
+                r.extend_from_slice(ip);
+                r
+            }
+            linktype::LINUX_SLL => {
+                let mut r = vec![0, 4, 0, 1, 0, 6];
+                r.extend_from_slice(&frame[6..12]);
+                r.extend_from_slice(&[0, 0]);
+                r.extend_from_slice(&frame[l3_offset - 2..l3_offset]);
+                r.extend_from_slice(ip);
+                r
+            }
+            _ => ip.to_vec(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +383,46 @@ mod tests {
             assert_eq!(r.next_record().unwrap().unwrap().data.len(), 1514);
             assert!(r.next_record().unwrap().is_none());
         }
+    }
+
+    #[test]
+    fn link_layers_become_ethernet_and_back() {
+        let ip4 = [
+            0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 253, 0, 0, 10, 0, 0, 2, 10, 0, 0, 3,
+        ];
+        let mut ip6 = [0u8; 40];
+        ip6[0] = 0x60;
+        ip6[6] = 59; // no next header
+        for (lt, rec) in [
+            (linktype::RAW, ip4.to_vec()),
+            (linktype::IPV6, ip6.to_vec()),
+            (linktype::NULL, [&2u32.to_le_bytes()[..], &ip4].concat()),
+            (
+                linktype::PPP,
+                [&[0xff, 0x03, 0x00, 0x21][..], &ip4].concat(),
+            ),
+            (linktype::PPP, [&[0x21][..], &ip4].concat()), // compressed protocol field
+            (linktype::PPP, [&[0x57][..], &ip6].concat()),
+        ] {
+            let link = Link::new(lt).unwrap();
+            let eth = link.to_ethernet(&rec);
+            let ip: &[u8] = if eth[12] == 0x86 { &ip6 } else { &ip4 };
+            assert_eq!(&eth[14..], ip, "link type {lt}");
+            assert!(crate::packet::parse(&eth).is_ok(), "link type {lt}");
+            let back = link.from_ethernet(&eth);
+            assert_eq!(link.to_ethernet(&back), eth, "link type {lt} round trip");
+        }
+        let sll = [
+            &[0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00][..],
+            &ip4,
+        ]
+        .concat();
+        let eth = Link::new(linktype::LINUX_SLL).unwrap().to_ethernet(&sll);
+        assert_eq!((&eth[12..14], &eth[14..]), (&[0x08, 0x00][..], &ip4[..]));
+        assert!(matches!(Link::new(147), Err(PcapError::LinkType(147))));
+        // Not IP in a raw capture: an EtherType the pipeline drops as non-IP.
+        let odd = Link::new(linktype::RAW).unwrap().to_ethernet(&[0x10, 1, 2]);
+        assert_eq!(crate::packet::parse(&odd), Err(crate::DropReason::NonIp));
     }
 
     #[test]

@@ -1,16 +1,21 @@
 //! The worker loop: poll-mode, run to completion, one RX and one TX queue on each port.
 //!
-//! Per iteration, for each side: receive a burst, process it stage by stage, send what passes out
-//! of the other port. The loop is the worker's quiescent point: between iterations it holds no
-//! reference into published state.
+//! Per iteration, for each side: receive a burst, decide it in the pipeline (stage by stage),
+//! send what passes out of the other port and what the pipeline wrote (reject answers) out of the
+//! same port. Between iterations the worker holds no reference into published state: that is its
+//! quiescent point, where it also takes messages from the control thread (a new policy) and hands
+//! back what it no longer uses (the old policy), so that memory is only ever freed by control.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dpdk::{Burst, RxQueue, TxQueue, tsc};
+use dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue, tsc};
 
-use crate::counter::Counter;
+use crate::counter::{Counter, Gauge};
+use crate::pipeline::{Disposition, Effects, Pipeline};
+use crate::policy::Policy;
 use crate::side::Side;
+use crate::verdict::Verdict;
 
 /// The two queues a worker owns on one port.
 #[derive(Debug)]
@@ -21,7 +26,7 @@ pub struct PortQueues<'p, 'e> {
     pub tx: TxQueue<'p, 'e>,
 }
 
-/// A worker's counters; it is their only writer (see [`crate::counter`]).
+/// A worker's loop counters; it is their only writer (see [`crate::counter`]).
 #[derive(Debug, Default)]
 pub struct WorkerStats {
     /// Packets received, by side.
@@ -30,12 +35,16 @@ pub struct WorkerStats {
     pub tx: [Counter; 2],
     /// Packets the TX ring refused (freed), by side.
     pub tx_refused: [Counter; 2],
+    /// Reject answers not sent for lack of mbufs.
+    pub no_mbuf: Counter,
     /// Loop iterations that received at least one packet.
     pub busy_polls: Counter,
     /// Loop iterations that received nothing.
     pub idle_polls: Counter,
     /// TSC cycles spent processing received bursts (RX to TX included).
     pub busy_cycles: Counter,
+    /// The policy generation this worker applies.
+    pub generation: Gauge,
 }
 
 impl WorkerStats {
@@ -55,21 +64,102 @@ impl WorkerStats {
     }
 }
 
+/// A message from the control thread to a worker.
+#[derive(Debug)]
+pub enum ToWorker {
+    /// Put this policy in force.
+    Policy(Arc<Policy>),
+}
+
+/// A message from a worker to the control thread.
+#[derive(Debug)]
+pub enum FromWorker {
+    /// The worker no longer uses this policy: control drops it.
+    Retired(Arc<Policy>),
+}
+
+/// Messages in flight between control and one worker, each way.
+pub const LINK_CAPACITY: usize = 64;
+
+/// The worker's end of its link with the control thread: two single-producer single-consumer
+/// rings (wait-free; a poll of an empty ring is one load).
+#[derive(Debug)]
+pub struct WorkerLink {
+    /// Messages from control.
+    pub inbox: rtrb::Consumer<ToWorker>,
+    /// Messages to control.
+    pub outbox: rtrb::Producer<FromWorker>,
+}
+
+/// Control's end of a worker link.
+#[derive(Debug)]
+pub struct ControlLink {
+    /// Messages to the worker.
+    pub to_worker: rtrb::Producer<ToWorker>,
+    /// Messages from the worker.
+    pub from_worker: rtrb::Consumer<FromWorker>,
+}
+
+/// A connected pair of link ends.
+pub fn link() -> (ControlLink, WorkerLink) {
+    let (to_worker, inbox) = rtrb::RingBuffer::new(LINK_CAPACITY);
+    let (outbox, from_worker) = rtrb::RingBuffer::new(LINK_CAPACITY);
+    (
+        ControlLink {
+            to_worker,
+            from_worker,
+        },
+        WorkerLink { inbox, outbox },
+    )
+}
+
+/// Converts TSC readings to nanoseconds since the clock was made.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    tsc0: u64,
+    /// Nanoseconds per cycle, as a 32.32 fixed-point number.
+    mult: u64,
+}
+
+impl Clock {
+    /// A clock counting from now, for a TSC running at `hz`.
+    pub fn new(hz: u64) -> Self {
+        let mult =
+            u64::try_from((1_000_000_000u128 << 32) / u128::from(hz.max(1))).unwrap_or(u64::MAX);
+        Clock { tsc0: tsc(), mult }
+    }
+
+    /// Nanoseconds since the clock was made.
+    #[inline]
+    pub fn now(&self) -> u64 {
+        let d = u128::from(tsc().wrapping_sub(self.tsc0));
+        u64::try_from((d * u128::from(self.mult)) >> 32).unwrap_or(u64::MAX)
+    }
+}
+
 /// A stopping worker keeps polling until this many consecutive polls found nothing...
 const DRAIN_EMPTY_POLLS: u32 = 64;
 /// ...or until this many polls passed, whichever comes first (a device that never goes quiet,
 /// such as `net_null`, must not keep it running).
 const DRAIN_MAX_POLLS: u32 = 4096;
 
-/// One worker: its queues on both ports and its counters.
+/// One worker: its queues on both ports, its pipeline, its link with control, its counters.
 #[derive(Debug)]
 pub struct Worker<'p, 'e> {
     /// Worker index (0-based), also its queue index on every port.
     pub id: usize,
     /// Queues on the inside and outside ports, indexed by [`Side`].
     pub ports: [PortQueues<'p, 'e>; 2],
+    /// Where answers to rejected packets get their mbufs.
+    pub pool: &'e Mempool<'e>,
     /// Most packets per RX burst.
     pub burst: usize,
+    /// The packet path.
+    pub pipeline: Pipeline<Mbuf<'e>>,
+    /// Messages to and from control.
+    pub link: WorkerLink,
+    /// Time.
+    pub clock: Clock,
     /// Counters, shared for reading.
     pub stats: Arc<WorkerStats>,
 }
@@ -77,13 +167,14 @@ pub struct Worker<'p, 'e> {
 impl<'e> Worker<'_, 'e> {
     /// Polls until `stop` is set, then drains what is still queued and returns.
     pub fn run(&mut self, stop: &AtomicBool) {
-        let mut rx = Burst::new();
+        let mut bufs = Buffers::default();
+        self.stats.generation.set(self.pipeline.policy().generation);
         while !stop.load(Ordering::Relaxed) {
-            self.poll_once(&mut rx);
+            self.poll_once(&mut bufs);
         }
         let mut empty = 0;
         for _ in 0..DRAIN_MAX_POLLS {
-            if self.poll_once(&mut rx) == 0 {
+            if self.poll_once(&mut bufs) == 0 {
                 empty += 1;
                 if empty == DRAIN_EMPTY_POLLS {
                     break;
@@ -94,24 +185,36 @@ impl<'e> Worker<'_, 'e> {
         }
     }
 
-    /// One loop iteration over both sides; returns the packets received.
+    /// One loop iteration over both sides, then the quiescent point; returns the packets
+    /// received.
     #[inline]
-    pub fn poll_once(&mut self, rx: &mut Burst<'e>) -> usize {
+    pub fn poll_once(&mut self, bufs: &mut Buffers<'e>) -> usize {
         let mut total = 0;
         for side in Side::BOTH {
-            let (inq, outq) = split(&mut self.ports, side);
-            let n = inq.rx.rx_burst(rx, self.burst);
+            let n = self.ports[side.index()]
+                .rx
+                .rx_burst(&mut bufs.rx, self.burst);
             if n == 0 {
                 continue;
             }
             let t0 = tsc();
             total += n;
             self.stats.rx[side.index()].add(n as u64);
-            let before = outq.tx.refused();
-            let sent = outq.tx.tx_burst(rx);
-            let other = side.other().index();
-            self.stats.tx[other].add(sent as u64);
-            self.stats.tx_refused[other].add(outq.tx.refused() - before);
+            let now = self.clock.now();
+            for m in bufs.rx.as_slice() {
+                m.prefetch();
+            }
+            let out = &mut bufs.tx[side.other().index()];
+            self.pipeline
+                .process_burst(bufs.rx.drain(), side, now, &mut bufs.fx, |disp, _| {
+                    if let Disposition::Pass(m) = disp {
+                        // The TX burst was emptied after the previous side and an RX burst is at most
+                        // MAX_BURST packets, so this push always finds room.
+                        let _ = out.push(m);
+                    }
+                });
+            self.flush_effects(bufs);
+            self.send(bufs);
             self.stats.busy_cycles.add(tsc() - t0);
         }
         if total == 0 {
@@ -119,18 +222,85 @@ impl<'e> Worker<'_, 'e> {
         } else {
             self.stats.busy_polls.inc();
         }
+        self.quiescent(bufs);
         total
+    }
+
+    /// Released held packets and generated answers go to their TX bursts.
+    fn flush_effects(&mut self, bufs: &mut Buffers<'e>) {
+        let mut fx = std::mem::take(&mut bufs.fx);
+        for r in fx.released.drain(..) {
+            if r.decision.verdict == Verdict::Allow {
+                self.enqueue(bufs, r.side.other(), r.packet);
+            }
+        }
+        for g in fx.generated.drain(..) {
+            match self.pool.alloc_copy(&g.frame) {
+                Some(m) => self.enqueue(bufs, g.side, m),
+                None => self.stats.no_mbuf.inc(),
+            }
+        }
+        bufs.fx = fx;
+    }
+
+    /// Adds a packet to the TX burst of `side`, sending the burst first if it is full.
+    fn enqueue(&mut self, bufs: &mut Buffers<'e>, side: Side, m: Mbuf<'e>) {
+        if let Err(m) = bufs.tx[side.index()].push(m) {
+            self.send(bufs);
+            // The burst is empty now (what the device refused was freed and counted).
+            let _ = bufs.tx[side.index()].push(m);
+        }
+    }
+
+    fn send(&mut self, bufs: &mut Buffers<'e>) {
+        for side in Side::BOTH {
+            let i = side.index();
+            if bufs.tx[i].is_empty() {
+                continue;
+            }
+            let q = &mut self.ports[i].tx;
+            let before = q.refused();
+            let sent = q.tx_burst(&mut bufs.tx[i]);
+            self.stats.tx[i].add(sent as u64);
+            self.stats.tx_refused[i].add(q.refused() - before);
+        }
+    }
+
+    /// The loop boundary: housekeeping, then messages from control.
+    fn quiescent(&mut self, bufs: &mut Buffers<'e>) {
+        let now = self.clock.now();
+        self.pipeline.maintain(now, &mut bufs.fx);
+        if !bufs.fx.released.is_empty() || !bufs.fx.generated.is_empty() {
+            self.flush_effects(bufs);
+            self.send(bufs);
+        }
+        // Return what control has to free before taking anything new.
+        while let Some(old) = bufs.retired.pop() {
+            if let Err(rtrb::PushError::Full(FromWorker::Retired(old))) =
+                self.link.outbox.push(FromWorker::Retired(old))
+            {
+                bufs.retired.push(old);
+                break;
+            }
+        }
+        while let Ok(msg) = self.link.inbox.pop() {
+            match msg {
+                ToWorker::Policy(p) => {
+                    let generation = p.generation;
+                    bufs.retired.push(self.pipeline.set_policy(p));
+                    self.stats.generation.set(generation);
+                }
+            }
+        }
     }
 }
 
-/// Mutable access to the queues of `side` and of the other side at once.
-fn split<'a, 'p, 'e>(
-    ports: &'a mut [PortQueues<'p, 'e>; 2],
-    side: Side,
-) -> (&'a mut PortQueues<'p, 'e>, &'a mut PortQueues<'p, 'e>) {
-    let [inside, outside] = ports;
-    match side {
-        Side::Inside => (inside, outside),
-        Side::Outside => (outside, inside),
-    }
+/// The bursts and scratch space a worker reuses every iteration.
+#[derive(Debug, Default)]
+pub struct Buffers<'e> {
+    rx: Burst<'e>,
+    tx: [Burst<'e>; 2],
+    fx: Effects<Mbuf<'e>>,
+    /// Policies waiting for room in the outbox.
+    retired: Vec<Arc<Policy>>,
 }

@@ -1,6 +1,15 @@
-//! ferrowall benchmarks. `cargo run -p perf --release -- forward` measures the bare RX->TX
-//! forwarding floor on `net_null`; every later benchmark runs beside it in the same process and
-//! reports its cost above the floor. Results (median of repeated runs) go to perf/RESULTS.md.
+//! ferrowall benchmarks on `net_null` ports, one worker lcore.
+//!
+//! Every benchmark runs beside the bare forwarding floor in the same process and reports TSC
+//! cycles per packet of the worker core and Mpps, the median of repeated runs:
+//!
+//! - `forward`: bare RX->TX of 64-byte packets (the floor).
+//! - `established`: the pipeline on established TCP flows (1k, 100k, 1M flows).
+//! - `newflows`: a new flow on every packet, with 100, 1k and 10k rules.
+//!
+//! Packets for the pipeline benchmarks are written into the mbufs net_null hands out (a 60-byte
+//! TCP frame, its source address and port naming the flow); that write is measured on its own
+//! ("floor + feed") so the pipeline's cost above it is known. Results go to perf/RESULTS.md.
 
 mod results;
 
@@ -10,11 +19,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use dataplane::worker::{PortQueues, Worker, WorkerStats};
-use dpdk::{Eal, Mempool, Port, PortConfig, tsc};
+use dataplane::pipeline::{Disposition, Effects};
+use dataplane::{Pipeline, PipelineConfig, PipelineStats, Policy, Side};
+use dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue, tsc};
 
 #[derive(Parser)]
-#[command(about = "ferrowall benchmarks")]
+#[command(about = "ferrowall benchmarks (results in perf/RESULTS.md)")]
 struct Args {
     #[command(subcommand)]
     bench: Bench,
@@ -29,21 +39,24 @@ struct Args {
     no_write: bool,
 }
 
-#[derive(Subcommand, Clone, Copy)]
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
 enum Bench {
-    /// Bare RX->TX forwarding of 64-byte packets between two net_null ports, one worker.
+    /// Bare RX->TX forwarding of 64-byte packets between two net_null ports.
     Forward,
+    /// Established TCP flows through the pipeline: 1k, 100k and 1M flows.
+    Established,
+    /// A new flow on every packet, with 100, 1k and 10k rules.
+    Newflows,
+    /// All of the above.
+    All,
 }
 
 /// One measurement of a worker loop.
 #[derive(Debug, Clone, Copy)]
-pub struct Sample {
-    /// Packets received by the worker.
-    pub packets: u64,
-    /// TSC cycles the worker ran.
-    pub cycles: u64,
-    /// Wall-clock time the worker ran.
-    pub elapsed: Duration,
+struct Sample {
+    packets: u64,
+    cycles: u64,
+    elapsed: Duration,
 }
 
 impl Sample {
@@ -56,13 +69,22 @@ impl Sample {
     }
 }
 
-/// Median of the samples by cycles per packet (and the Mpps of the same samples' median).
-pub fn median(samples: &[Sample]) -> (f64, f64) {
+/// The median cycles per packet and Mpps of a set of runs.
+#[derive(Debug, Clone, Copy)]
+struct Figure {
+    cpp: f64,
+    mpps: f64,
+}
+
+fn median(samples: &[Sample]) -> Figure {
     let mut cpp: Vec<f64> = samples.iter().map(Sample::cycles_per_packet).collect();
     let mut mpps: Vec<f64> = samples.iter().map(Sample::mpps).collect();
     cpp.sort_by(f64::total_cmp);
     mpps.sort_by(f64::total_cmp);
-    (cpp[cpp.len() / 2], mpps[mpps.len() / 2])
+    Figure {
+        cpp: cpp[cpp.len() / 2],
+        mpps: mpps[mpps.len() / 2],
+    }
 }
 
 const EAL_ARGS: &[&str] = &[
@@ -73,10 +95,176 @@ const EAL_ARGS: &[&str] = &[
     "1024",
     "--no-pci",
     "--no-shconf",
+    "--no-telemetry",
     "--log-level=lib.eal:error",
     "--vdev=net_null0,size=64",
     "--vdev=net_null1,size=64",
 ];
+
+/// The queues the benchmark worker polls, and where it runs.
+struct Rig<'p, 'e> {
+    eal: &'e Eal,
+    lcore: u32,
+    rx: [RxQueue<'p, 'e>; 2],
+    tx: [TxQueue<'p, 'e>; 2],
+    duration: Duration,
+    runs: usize,
+}
+
+impl<'e> Rig<'_, 'e> {
+    /// Runs `per_burst` on the worker lcore for the rig's duration, `runs` times, polling both
+    /// ports: each received burst goes through `per_burst(state, rx, side, tx)`, then `tx` is
+    /// sent out of the other port. `reset(state)` runs before each run, off the clock.
+    fn measure<S, R, F>(
+        &mut self,
+        name: &str,
+        state: &mut S,
+        mut reset: R,
+        per_burst: F,
+    ) -> Result<Figure>
+    where
+        S: Send,
+        R: FnMut(&mut S),
+        F: Fn(&mut S, &mut Burst<'e>, Side, &mut Burst<'e>) + Sync,
+    {
+        let mut samples = Vec::with_capacity(self.runs);
+        for _ in 0..self.runs {
+            reset(state);
+            let stop = AtomicBool::new(false);
+            let (rx, tx, f, st) = (&mut self.rx, &mut self.tx, &per_burst, &mut *state);
+            let sample = self.eal.scope(|s| -> Result<Sample> {
+                let h = s.launch(self.lcore, || {
+                    let (mut inb, mut outb) = (Burst::new(), Burst::new());
+                    let mut packets = 0u64;
+                    let (t0, c0) = (Instant::now(), tsc());
+                    while !stop.load(Ordering::Relaxed) {
+                        for side in Side::BOTH {
+                            let n = rx[side.index()].rx_burst(&mut inb, 32);
+                            packets += n as u64;
+                            f(st, &mut inb, side, &mut outb);
+                            tx[side.other().index()].tx_burst(&mut outb);
+                        }
+                    }
+                    Sample {
+                        packets,
+                        cycles: tsc() - c0,
+                        elapsed: t0.elapsed(),
+                    }
+                })?;
+                std::thread::sleep(self.duration);
+                stop.store(true, Ordering::Relaxed);
+                Ok(h.join()?)
+            })?;
+            samples.push(sample);
+        }
+        let fig = median(&samples);
+        println!(
+            "{name:<40} {:>7.2} Mpps {:>8.1} cycles/packet",
+            fig.mpps, fig.cpp
+        );
+        Ok(fig)
+    }
+}
+
+/// Writes TCP frames into mbufs: flow `i` is 10.(i>>16).(i>>8).(i & 255):(1024 + i>>24) ->
+/// 192.0.2.10:443, an ACK (flows are picked up mid-stream).
+#[derive(Debug, Clone)]
+struct Feeder {
+    frame: [u8; 60],
+    next: u32,
+    flows: u32,
+}
+
+impl Feeder {
+    fn new(flows: u32) -> Self {
+        let mut frame = [0u8; 60];
+        frame[..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        frame[14..34].copy_from_slice(&[
+            0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 0, 192, 0, 2, 10,
+        ]);
+        frame[34..54].copy_from_slice(&[
+            0, 0, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0,
+        ]);
+        Feeder {
+            frame,
+            next: 0,
+            flows: flows.max(1),
+        }
+    }
+
+    fn write(&mut self, m: &mut Mbuf<'_>) {
+        let i = self.next;
+        self.next = if self.next + 1 == self.flows {
+            0
+        } else {
+            self.next + 1
+        };
+        let d = m.data_mut();
+        if d.len() < 60 {
+            return;
+        }
+        d[..60].copy_from_slice(&self.frame);
+        let a = i.to_be_bytes();
+        d[27..30].copy_from_slice(&a[1..]);
+        let sport = 1024u16 + u16::from(a[0]);
+        d[34..36].copy_from_slice(&sport.to_be_bytes());
+    }
+}
+
+fn pipeline_for<'e>(cfg: &config::Config) -> Pipeline<Mbuf<'e>> {
+    let policy = Arc::new(Policy::compile(cfg, 1, 1));
+    Pipeline::new(
+        PipelineConfig::from_config(cfg, 0, 0x5eed),
+        policy,
+        Arc::new(PipelineStats::default()),
+    )
+}
+
+fn config_with(flows: usize, rules: &str) -> Result<config::Config> {
+    let text = format!(
+        "[ports.inside]\ndevice = \"net_null0\"\n[ports.outside]\ndevice = \"net_null1\"\n[flows]\ncapacity = {flows}\ntcp_midstream = true\n{rules}"
+    );
+    Ok(config::parse(&text, "perf.toml")?)
+}
+
+/// `n` random rules that the benchmark's traffic (10/8 -> 192.0.2.10:443) never matches: the
+/// matcher has to rule every one of them out, the worst case for a linear scan. Default allow.
+fn random_rules(n: usize, seed: u64) -> String {
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut s = String::new();
+    for i in 0..n {
+        let r = next();
+        let proto = ["tcp", "udp", "any"][(r % 3) as usize];
+        let from = ["inside", "outside", "any"][((r >> 2) % 3) as usize];
+        let action = ["allow", "drop", "reject"][((r >> 4) % 3) as usize];
+        // Destinations in 172.16.0.0/12 (never the traffic's), prefixes /12 to /32.
+        let len = 12 + (r >> 8) % 21;
+        let addr = 0xac10_0000u32 | (u32::try_from((r >> 16) & 0x000f_ffff).unwrap_or(0));
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        let net = std::net::Ipv4Addr::from(addr & mask);
+        s.push_str(&format!(
+            "[[rule]]\nname = \"r{i}\"\naction = \"{action}\"\nfrom = \"{from}\"\nproto = \"{proto}\"\ndst_cidr = [\"{net}/{len}\"]\n"
+        ));
+        if proto != "any" {
+            let lo = (r >> 40) % 60000;
+            let hi = lo + (r >> 56) % 100;
+            s.push_str(&format!("dst_ports = [\"{lo}-{hi}\"]\n"));
+        }
+        if (r >> 36) % 4 == 0 {
+            // Some rules also name sources; the traffic's source is inside 10/8.
+            s.push_str(&format!("src_cidr = [\"10.{}.0.0/16\"]\n", (r >> 28) % 256));
+        }
+    }
+    s.push_str("[default]\naction = \"allow\"\n");
+    s
+}
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -96,69 +284,221 @@ fn main() -> Result<()> {
         .worker_lcores()
         .first()
         .context("no worker lcore (-l 0-1)")?;
-    let duration = Duration::from_secs_f64(args.seconds);
+    let mut rig = Rig {
+        eal: &eal,
+        lcore,
+        rx: [ports[0].rx_queue(0)?, ports[1].rx_queue(0)?],
+        tx: [ports[0].tx_queue(0)?, ports[1].tx_queue(0)?],
+        duration: Duration::from_secs_f64(args.seconds),
+        runs: args.runs,
+    };
+    let ghz = eal.tsc_hz() as f64 / 1e9;
+    let footer = format!(
+        "\nMedian of {} runs of {:.1} s each; TSC at {ghz:.2} GHz; 64-byte packets on two net_null ports, one worker lcore. \"Above floor\" subtracts the floor measured in the same run.\n",
+        args.runs, args.seconds
+    );
 
-    match args.bench {
-        Bench::Forward => {
-            let samples: Vec<Sample> = (0..args.runs)
-                .map(|_| measure_forward(&eal, lcore, &ports, duration))
-                .collect::<Result<_>>()?;
-            let (cpp, mpps) = median(&samples);
-            println!(
-                "forward: {mpps:.2} Mpps, {cpp:.1} cycles/packet (median of {} runs of {:.1} s)",
-                args.runs, args.seconds
-            );
-            if !args.no_write {
-                let body = format!(
-                    "| benchmark | Mpps | cycles/packet | above floor |\n|---|---|---|---|\n| bare forwarding, 64 B, net_null, 1 worker | {mpps:.2} | {cpp:.1} | 0 (the floor) |\n\nMedian of {} runs of {:.1} s; TSC at {:.2} GHz.\n",
-                    args.runs,
-                    args.seconds,
-                    eal.tsc_hz() as f64 / 1e9
-                );
-                results::write_section("forward", "Bare forwarding floor", &body)?;
+    println!("{:<40} {:>12} {:>21}", "benchmark", "throughput", "cost");
+    let floor = rig.measure(
+        "bare forwarding (floor)",
+        &mut (),
+        |_| {},
+        |_, rx, _, tx| {
+            for m in rx.drain() {
+                let _ = tx.push(m);
             }
+        },
+    )?;
+    let mut table =
+        String::from("| benchmark | Mpps | cycles/packet | above floor |\n|---|---|---|---|\n");
+    let row = |table: &mut String, name: &str, f: Figure, base: Option<Figure>| {
+        let above = base.map_or_else(
+            || "0 (the floor)".to_owned(),
+            |b| format!("{:+.1}", f.cpp - b.cpp),
+        );
+        table.push_str(&format!(
+            "| {name} | {:.2} | {:.1} | {above} |\n",
+            f.mpps, f.cpp
+        ));
+    };
+    row(
+        &mut table,
+        "bare forwarding, 64 B, net_null, 1 worker",
+        floor,
+        None,
+    );
+
+    if args.bench == Bench::Forward {
+        if !args.no_write {
+            results::write_section(
+                "forward",
+                "Bare forwarding floor",
+                &format!("{table}{footer}"),
+            )?;
         }
+        return Ok(());
+    }
+
+    let fed = rig.measure(
+        "floor + feed (packet writes)",
+        &mut Feeder::new(1000),
+        |_| {},
+        |feeder, rx, _, tx| {
+            for mut m in rx.drain() {
+                feeder.write(&mut m);
+                let _ = tx.push(m);
+            }
+        },
+    )?;
+    row(
+        &mut table,
+        "floor + feed (writing the test frame)",
+        fed,
+        Some(floor),
+    );
+
+    if matches!(args.bench, Bench::Established | Bench::All) {
+        let mut ratio_table = Vec::new();
+        for flows in [1_000u32, 100_000, 1_000_000] {
+            let cfg = config_with(
+                flows as usize + 4096,
+                "[[rule]]\nname = \"web\"\naction = \"allow\"\nproto = \"tcp\"\ndst_ports = [\"443\"]\n",
+            )?;
+            let mut p = pipeline_for(&cfg);
+            let mut feeder = Feeder::new(flows);
+            warm_up(&mut p, pool, &mut feeder, flows)?;
+            let created = p.stats().flows_created.get();
+            let start = Instant::now();
+            let name = format!("established, {flows} flows");
+            let mut state = (p, feeder, Effects::default());
+            let fig = rig.measure(
+                &name,
+                &mut state,
+                |_| {},
+                |(p, feeder, fx), rx, side, tx| {
+                    for m in rx.as_mut_slice() {
+                        feeder.write(m);
+                    }
+                    let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(0);
+                    p.process_burst(rx.drain(), side, now, fx, |d, _| {
+                        if let Disposition::Pass(m) = d {
+                            let _ = tx.push(m);
+                        }
+                    });
+                    p.maintain(now, fx);
+                },
+            )?;
+            let p = state.0;
+            assert_eq!(
+                p.stats().flows_created.get(),
+                created,
+                "every packet hit an established flow"
+            );
+            row(
+                &mut table,
+                &format!("established TCP, {flows} flows"),
+                fig,
+                Some(floor),
+            );
+            ratio_table.push(fig);
+        }
+    }
+
+    if matches!(args.bench, Bench::Newflows | Bench::All) {
+        let mut per_rules = Vec::new();
+        for rules in [100usize, 1_000, 10_000] {
+            let text = random_rules(rules, 42);
+            let cfg = config_with(1 << 23, &text)?;
+            let policy = Arc::new(Policy::compile(&cfg, 1, 1));
+            let name = format!("new flow per packet, {rules} rules");
+            // A fresh, empty flow table for every run (the table fills up as the run goes).
+            let fresh = || {
+                Pipeline::new(
+                    PipelineConfig::from_config(&cfg, 0, 0x5eed),
+                    Arc::clone(&policy),
+                    Arc::new(PipelineStats::default()),
+                )
+            };
+            let mut state = (fresh(), Feeder::new(u32::MAX), Effects::default());
+            let start = Instant::now();
+            let mut full = 0;
+            let fig = rig.measure(
+                &name,
+                &mut state,
+                |st| {
+                    full += st.0.stats().drops[dataplane::DropReason::FlowTableFull.index()].get();
+                    st.0 = fresh();
+                },
+                |(p, feeder, fx), rx, side, tx| {
+                    for m in rx.as_mut_slice() {
+                        feeder.write(m);
+                    }
+                    let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(0);
+                    p.process_burst(rx.drain(), side, now, fx, |d, _| {
+                        if let Disposition::Pass(m) = d {
+                            let _ = tx.push(m);
+                        }
+                    });
+                    p.maintain(now, fx);
+                },
+            )?;
+            full += state.0.stats().drops[dataplane::DropReason::FlowTableFull.index()].get();
+            if full > 0 {
+                println!("  (the flow table filled up: {full} packets refused; lower --seconds)");
+            }
+            row(
+                &mut table,
+                &format!("new flow per packet, {rules} rules"),
+                fig,
+                Some(floor),
+            );
+            per_rules.push((rules, fig, policy.matcher.memory_bytes()));
+        }
+        if let [(_, a, _), .., (_, c, _)] = per_rules.as_slice() {
+            let ratio = (c.cpp - floor.cpp) / (a.cpp - floor.cpp);
+            println!("10k rules cost {ratio:.2}x 100 rules above the floor");
+            table.push_str(&format!(
+                "\n10k rules cost {ratio:.2}x what 100 rules cost above the floor ({:.2}x in total cycles). Matcher memory: {}.\n",
+                c.cpp / a.cpp,
+                per_rules
+                    .iter()
+                    .map(|(n, _, b)| format!("{n} rules {:.1} MB", *b as f64 / 1e6))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+
+    if !args.no_write {
+        results::write_section(
+            "pipeline",
+            "Pipeline: established flows and new flows",
+            &format!("{table}{footer}"),
+        )?;
     }
     Ok(())
 }
 
-/// Runs the plain forwarding worker on `lcore` for `duration` and measures it.
-fn measure_forward(
-    eal: &Eal,
-    lcore: u32,
-    ports: &[Port<'_>],
-    duration: Duration,
-) -> Result<Sample> {
-    let stop = AtomicBool::new(false);
-    let stats = Arc::new(WorkerStats::default());
-    let mut worker = Worker {
-        id: 0,
-        ports: [
-            PortQueues {
-                rx: ports[0].rx_queue(0)?,
-                tx: ports[0].tx_queue(0)?,
-            },
-            PortQueues {
-                rx: ports[1].rx_queue(0)?,
-                tx: ports[1].tx_queue(0)?,
-            },
-        ],
-        burst: 32,
-        stats: Arc::clone(&stats),
-    };
-    let (cycles, elapsed) = eal.scope(|s| -> Result<(u64, Duration)> {
-        let h = s.launch(lcore, || {
-            let (t0, c0) = (Instant::now(), tsc());
-            worker.run(&stop);
-            (tsc() - c0, t0.elapsed())
-        })?;
-        std::thread::sleep(duration);
-        stop.store(true, Ordering::Relaxed);
-        Ok(h.join()?)
-    })?;
-    Ok(Sample {
-        packets: stats.packets(),
-        cycles,
-        elapsed,
-    })
+/// Sends every flow once through the pipeline so that the measured packets find them all.
+fn warm_up<'e>(
+    p: &mut Pipeline<Mbuf<'e>>,
+    pool: &'e Mempool<'e>,
+    feeder: &mut Feeder,
+    flows: u32,
+) -> Result<()> {
+    let mut fx = Effects::default();
+    let mut left = flows;
+    while left > 0 {
+        let n = left.min(32);
+        let mut batch = Vec::with_capacity(32);
+        for _ in 0..n {
+            let mut m = pool.alloc().context("mbuf for warm-up")?;
+            m.append(60).context("room for a frame")?;
+            feeder.write(&mut m);
+            batch.push(m);
+        }
+        p.process_burst(batch, Side::Inside, 0, &mut fx, |_, _| {});
+        left -= n;
+    }
+    Ok(())
 }

@@ -8,6 +8,8 @@ pub mod capture;
 pub mod lab;
 pub mod packet;
 pub mod process;
+pub mod replay;
+pub mod seeds;
 
 pub use packet::{Ext, Pkt, tcp};
 

@@ -6,20 +6,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Path of the `ferrowall` binary cargo built for the calling test (`CARGO_BIN_EXE_ferrowall`
-/// in the `control` crate's tests), or from `target/<profile>/ferrowall`.
+/// Path of the `ferrowall` binary of the same build as the running test: cargo puts test
+/// binaries in `target/<profile>/deps/` and the binary in `target/<profile>/`, and builds it
+/// before running the `control` crate's integration tests.
 pub fn ferrowall_bin() -> std::path::PathBuf {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_ferrowall") {
-        return p.into();
-    }
-    let root = crate::project_root();
-    for profile in ["release", "debug"] {
-        let p = root.join("target").join(profile).join("ferrowall");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("no ferrowall binary; build it first (cargo build -p control)")
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let bin = profile_dir.join("ferrowall");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests of the control crate (cargo test -p control)",
+        bin.display()
+    );
+    bin
 }
 
 /// A running process whose stdout and stderr are collected as they come.

@@ -209,6 +209,14 @@ impl<'e> Mbuf<'e> {
     }
 }
 
+impl AsRef<[u8]> for Mbuf<'_> {
+    /// The packet bytes of the first segment.
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
 impl Drop for Mbuf<'_> {
     fn drop(&mut self) {
         // SAFETY: we own the mbuf; it is freed exactly once.

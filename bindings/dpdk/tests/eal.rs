@@ -97,14 +97,17 @@ fn eal_mempool_ports_bursts_lcores() {
     null.configure(&PortConfig::default(), pool)
         .expect("configure");
     null.start().expect("start");
+    let release = std::sync::atomic::AtomicBool::new(false);
     let moved = eal.scope(|s| {
         let mut rx = null.rx_queue(0).expect("rx");
         let mut tx = null.tx_queue(0).expect("tx");
+        let release = &release;
         let h = s
             .launch(1, move || {
                 let mut burst = Burst::new();
                 let mut total = 0usize;
-                while total < 10_000 {
+                // Keep the lcore busy until the main thread has checked that it is.
+                while total < 10_000 || !release.load(std::sync::atomic::Ordering::Acquire) {
                     rx.rx_burst(&mut burst, 32);
                     assert!(burst.as_slice().iter().all(|m| m.data().len() == 64));
                     total += tx.tx_burst(&mut burst);
@@ -114,6 +117,7 @@ fn eal_mempool_ports_bursts_lcores() {
             .expect("launch on lcore 1");
         assert!(s.launch(1, || 0).is_err(), "lcore 1 is busy");
         assert!(s.launch(0, || 0).is_err(), "the main lcore is not a worker");
+        release.store(true, std::sync::atomic::Ordering::Release);
         h.join().expect("join")
     });
     assert!(moved >= 10_000);

@@ -1,0 +1,349 @@
+//! `ferrowall replay`: the appliance's pipeline over a capture, offline.
+//!
+//! The same `Pipeline` as the workers, one packet at a time in capture order, with the capture's
+//! timestamps as the clock and the ingress side taken from `[network].inside` (a packet whose
+//! source address is inside entered on the inside port). The hash seed is fixed, so the same
+//! input gives byte-identical output.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use dataplane::pcap::{Link, Reader, Resolution, Writer};
+use dataplane::pipeline::{Disposition, Effects, Released};
+use dataplane::{Decision, Pipeline, PipelineConfig, PipelineStats, Policy, Side, Verdict};
+
+use crate::cli::Failure;
+
+/// What `replay` was asked to do.
+#[derive(Debug)]
+pub struct Args {
+    /// The configuration.
+    pub config: PathBuf,
+    /// The capture to read.
+    pub pcap: PathBuf,
+    /// Where to write the packets that pass (and those ferrowall writes).
+    pub out: Option<PathBuf>,
+    /// Where to write the verdict log (JSON Lines).
+    pub log: Option<PathBuf>,
+    /// Where to write the FQDN table at the end.
+    pub fqdn_out: Option<PathBuf>,
+    /// Configurations to reload before given packet indexes, in index order.
+    pub reloads: Vec<(u64, PathBuf)>,
+}
+
+/// Parses a `--reload-at INDEX:FILE` value.
+pub fn parse_reload(s: &str) -> Result<(u64, PathBuf), String> {
+    let (i, f) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected INDEX:FILE"))?;
+    let i = i
+        .parse()
+        .map_err(|_| format!("{i:?} is not a packet index"))?;
+    if f.is_empty() {
+        return Err(format!("{s:?}: no file after the colon"));
+    }
+    Ok((i, PathBuf::from(f)))
+}
+
+/// A packet of the capture inside the pipeline: its index and its bytes as an Ethernet frame.
+#[derive(Debug)]
+struct Packet {
+    index: u64,
+    frame: Vec<u8>,
+}
+
+impl AsRef<[u8]> for Packet {
+    fn as_ref(&self) -> &[u8] {
+        &self.frame
+    }
+}
+
+/// The port a packet entered on: inside if its source is in `[network].inside`.
+fn ingress(frame: &[u8], inside: &[config::Cidr]) -> Side {
+    let src = match dataplane::packet::parse(frame) {
+        Ok(dataplane::packet::Frame::Ip(ip)) => Some(ip.src),
+        // ARP: the sender's protocol address.
+        Ok(dataplane::packet::Frame::Arp) => {
+            dataplane::wire::ethernet::parse(frame).ok().and_then(|l2| {
+                let a = frame.get(l2.l3_offset + 14..l2.l3_offset + 18)?;
+                Some(IpAddr::from([a[0], a[1], a[2], a[3]]))
+            })
+        }
+        Err(_) => raw_source(frame),
+    };
+    match src {
+        Some(ip) if inside.iter().any(|c| c.contains(ip)) => Side::Inside,
+        _ => Side::Outside,
+    }
+}
+
+/// The source address of a packet the parser refused, read as far as it goes.
+fn raw_source(frame: &[u8]) -> Option<IpAddr> {
+    let l2 = dataplane::wire::ethernet::parse(frame).ok()?;
+    let ip = frame.get(l2.l3_offset..)?;
+    match ip.first()? >> 4 {
+        4 => {
+            let a = ip.get(12..16)?;
+            Some(IpAddr::from([a[0], a[1], a[2], a[3]]))
+        }
+        6 => {
+            let a: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
+            Some(IpAddr::from(a))
+        }
+        _ => None,
+    }
+}
+
+/// Writes verdict lines in input order although held packets are decided later.
+struct LogWriter {
+    out: Option<BufWriter<File>>,
+    next: u64,
+    pending: BTreeMap<u64, String>,
+}
+
+impl LogWriter {
+    fn put(&mut self, index: u64, line: String) -> std::io::Result<()> {
+        if self.out.is_none() {
+            return Ok(());
+        }
+        self.pending.insert(index, line);
+        while let Some(line) = self.pending.remove(&self.next) {
+            if let Some(w) = self.out.as_mut() {
+                w.write_all(line.as_bytes())?;
+                w.write_all(b"\n")?;
+            }
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        if let Some(mut w) = self.out.take() {
+            // Everything is decided by now; write what is left in index order regardless.
+            for line in std::mem::take(&mut self.pending).into_values() {
+                w.write_all(line.as_bytes())?;
+                w.write_all(b"\n")?;
+            }
+            w.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn ts_json(ts_ns: u64, res: Resolution) -> String {
+    let (s, sub) = (ts_ns / 1_000_000_000, ts_ns % 1_000_000_000);
+    match res {
+        Resolution::Micro => format!("{s}.{:06}", sub / 1000),
+        Resolution::Nano => format!("{s}.{sub:09}"),
+    }
+}
+
+/// A JSON string, or `null`.
+fn json_str(s: Option<&str>) -> String {
+    s.map_or_else(
+        || "null".to_owned(),
+        |s| serde_json::Value::from(s).to_string(),
+    )
+}
+
+/// One verdict log line, keys in the order of CONTRACT.md. `ts` is written as a decimal number
+/// with the capture's precision (a float would lose nanoseconds).
+fn log_line(index: u64, ts: &str, side: Side, d: &Decision, policies: &[Arc<Policy>]) -> String {
+    let policy = usize::try_from(d.generation.saturating_sub(1))
+        .ok()
+        .and_then(|g| policies.get(g));
+    let rule = d
+        .rule
+        .and_then(|i| policy.and_then(|p| p.rules.get(i as usize)))
+        .map(|r| &*r.name);
+    let detail = d
+        .reason
+        .detail()
+        .map(|x| format!(",\"detail\":\"{x}\""))
+        .unwrap_or_default();
+    format!(
+        "{{\"index\":{index},\"ts\":{ts},\"ingress\":\"{}\",\"verdict\":\"{}\",\"rule\":{},\"reason\":\"{}\"{detail},\"fqdn\":null,\"name\":null}}",
+        side.as_str(),
+        d.verdict.as_str(),
+        json_str(rule),
+        d.reason.as_str(),
+    )
+}
+
+fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
+    Ok(BufWriter::new(
+        File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    ))
+}
+
+/// Runs `ferrowall replay`.
+pub fn replay(args: &Args) -> Result<(), Failure> {
+    let cfg = config::load(&args.config)?;
+    let file = File::open(&args.pcap)
+        .map_err(|e| Failure::Usage(format!("{}: cannot read: {e}", args.pcap.display())))?;
+    let mut reader = Reader::new(BufReader::new(file))
+        .map_err(|e| Failure::Usage(format!("{}: {e}", args.pcap.display())))?;
+    let link = Link::new(reader.linktype())
+        .map_err(|e| Failure::Usage(format!("{}: {e}", args.pcap.display())))?;
+    let res = reader.resolution();
+
+    let policy = Arc::new(Policy::compile(&cfg, 1, 1));
+    // Reloads, checked up front so that a bad file fails before any output is written.
+    let mut reloads = Vec::with_capacity(args.reloads.len());
+    for (i, (at, path)) in args.reloads.iter().enumerate() {
+        let c = config::load(path)?;
+        let generation = u64::try_from(i).unwrap_or(u64::MAX - 2) + 2;
+        reloads.push((*at, Arc::new(Policy::compile(&c, generation, 1))));
+    }
+    reloads.sort_by_key(|(at, _)| *at);
+    let mut reloads = reloads.into_iter().peekable();
+    // Every policy used so far, by generation - 1: log lines name rules of the deciding one.
+    let mut policies = vec![Arc::clone(&policy)];
+    let stats = Arc::new(PipelineStats::default());
+    let mut pipeline: Pipeline<Packet> = Pipeline::new(
+        PipelineConfig::from_config(&cfg, 0, 0),
+        Arc::clone(&policy),
+        Arc::clone(&stats),
+    );
+    let mut out = match &args.out {
+        Some(p) => Some(
+            Writer::new(create(p)?, reader.linktype(), res).context("writing the pcap header")?,
+        ),
+        None => None,
+    };
+    let mut log = LogWriter {
+        out: args.log.as_deref().map(create).transpose()?,
+        next: 0,
+        pending: BTreeMap::new(),
+    };
+    let mut fx: Effects<Packet> = Effects::default();
+    // Held packets: their ingress side and original record, by index.
+    let mut held: BTreeMap<u64, (Side, Vec<u8>, u64)> = BTreeMap::new();
+    let (mut total, mut passed) = (0u64, 0u64);
+    let mut now = 0u64;
+
+    let emit = |fx: &mut Effects<Packet>,
+                now: u64,
+                held: &mut BTreeMap<u64, (Side, Vec<u8>, u64)>,
+                log: &mut LogWriter,
+                out: &mut Option<Writer<BufWriter<File>>>,
+                passed: &mut u64,
+                policies: &[Arc<Policy>]|
+     -> anyhow::Result<()> {
+        for Released {
+            packet,
+            side,
+            decision,
+        } in fx.released.drain(..)
+        {
+            let (_, record, ts) =
+                held.remove(&packet.index)
+                    .unwrap_or((side, packet.frame.clone(), now));
+            log.put(
+                packet.index,
+                log_line(packet.index, &ts_json(ts, res), side, &decision, policies),
+            )?;
+            if decision.verdict == Verdict::Allow {
+                *passed += 1;
+                if let Some(w) = out.as_mut() {
+                    w.write(now, &record)?;
+                }
+            }
+        }
+        for g in fx.generated.drain(..) {
+            if let Some(w) = out.as_mut() {
+                w.write(now, &link.from_ethernet(&g.frame))?;
+            }
+        }
+        Ok(())
+    };
+
+    while let Some(rec) = reader
+        .next_record()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.pcap.display()))?
+    {
+        let index = total;
+        total += 1;
+        // The capture's clock never goes backwards for the pipeline.
+        now = now.max(rec.ts_ns);
+        pipeline.maintain(now, &mut fx);
+        emit(
+            &mut fx,
+            now,
+            &mut held,
+            &mut log,
+            &mut out,
+            &mut passed,
+            &policies,
+        )?;
+
+        while let Some((_, p)) = reloads.next_if(|(at, _)| *at <= index) {
+            pipeline.set_policy(Arc::clone(&p));
+            policies.push(p);
+        }
+        let frame = link.to_ethernet(&rec.data);
+        let side = ingress(&frame, &cfg.network.inside);
+        let (disp, decision) = pipeline.process(Packet { index, frame }, side, now, &mut fx);
+        match disp {
+            Disposition::Held => {
+                held.insert(index, (side, rec.data, rec.ts_ns));
+            }
+            Disposition::Pass(_) => {
+                passed += 1;
+                log.put(
+                    index,
+                    log_line(index, &ts_json(rec.ts_ns, res), side, &decision, &policies),
+                )?;
+                if let Some(w) = out.as_mut() {
+                    w.write_record(rec.ts_ns, rec.orig_len, &rec.data)?;
+                }
+            }
+            Disposition::Drop(_) => {
+                log.put(
+                    index,
+                    log_line(index, &ts_json(rec.ts_ns, res), side, &decision, &policies),
+                )?;
+            }
+        }
+        emit(
+            &mut fx,
+            now,
+            &mut held,
+            &mut log,
+            &mut out,
+            &mut passed,
+            &policies,
+        )?;
+    }
+    // The end of the capture: whatever is still held never saw its first fragment.
+    pipeline.maintain(u64::MAX, &mut fx);
+    emit(
+        &mut fx,
+        now,
+        &mut held,
+        &mut log,
+        &mut out,
+        &mut passed,
+        &policies,
+    )?;
+    log.finish()?;
+    if let Some(w) = out {
+        w.finish()?;
+    }
+    if let Some(p) = &args.fqdn_out {
+        // The FQDN table (format of `ferrowall fqdn --json`): nothing is learned from DNS yet.
+        std::fs::write(p, "[]\n").with_context(|| format!("writing {}", p.display()))?;
+    }
+    eprintln!(
+        "{}: {total} packets, {passed} passed, {} dropped, {} flows created",
+        args.pcap.display(),
+        total - passed,
+        stats.flows_created.get()
+    );
+    Ok(())
+}

@@ -1,0 +1,616 @@
+//! A worker's flow table: preallocated, written by its worker alone.
+//!
+//! Flows live in a slab of `capacity` slots allocated (and touched) at start; a `HashTable` of
+//! slot indices finds them by key. The key is normalised so that both directions of a flow find
+//! the same slot. Expiry is lazy and amortised: a lookup treats an idle-too-long flow as absent,
+//! and every burst sweeps a few slots (no stop-the-world scan). When every slot is taken, new
+//! flows are refused (`flow_table_full`), never evicting a live one.
+
+use std::hash::{BuildHasher, Hash};
+use std::net::IpAddr;
+
+use crate::side::Side;
+
+/// A flow's identity, the same for both directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FlowKey {
+    /// The lower (address, port) end, as an IPv6 or IPv4-mapped address.
+    pub a: u128,
+    /// The higher end.
+    pub b: u128,
+    /// Port (or ICMP echo identifier) of `a`.
+    pub pa: u16,
+    /// Port (or ICMP echo identifier) of `b`.
+    pub pb: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// IPv6 (distinguishes real IPv4-mapped IPv6 addresses from IPv4).
+    pub v6: bool,
+}
+
+/// Maps an address to the 128-bit form keys use.
+#[inline]
+pub fn addr_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// Back from a key's 128-bit form.
+pub fn addr_from_bits(bits: u128, v6: bool) -> IpAddr {
+    let v6addr = std::net::Ipv6Addr::from(bits);
+    match v6addr.to_ipv4_mapped() {
+        Some(v4) if !v6 => IpAddr::V4(v4),
+        _ => IpAddr::V6(v6addr),
+    }
+}
+
+impl FlowKey {
+    /// The key of a packet `src:sport -> dst:dport`, and whether the packet's source is the
+    /// key's `a` end.
+    #[inline]
+    pub fn new(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, proto: u8) -> (FlowKey, bool) {
+        let (s, d) = (addr_bits(src), addr_bits(dst));
+        let v6 = src.is_ipv6();
+        if (s, sport) <= (d, dport) {
+            (
+                FlowKey {
+                    a: s,
+                    b: d,
+                    pa: sport,
+                    pb: dport,
+                    proto,
+                    v6,
+                },
+                true,
+            )
+        } else {
+            (
+                FlowKey {
+                    a: d,
+                    b: s,
+                    pa: dport,
+                    pb: sport,
+                    proto,
+                    v6,
+                },
+                false,
+            )
+        }
+    }
+
+    /// The `a` end's address.
+    pub fn addr_a(&self) -> IpAddr {
+        addr_from_bits(self.a, self.v6)
+    }
+
+    /// The `b` end's address.
+    pub fn addr_b(&self) -> IpAddr {
+        addr_from_bits(self.b, self.v6)
+    }
+}
+
+/// Where a flow is in its life. Only TCP flows move between states; others stay `Active`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowState {
+    /// TCP: the initiator's SYN was seen.
+    SynSent,
+    /// TCP: the responder's SYN-ACK was seen.
+    SynReceived,
+    /// TCP: the handshake completed (or the flow was picked up mid-stream).
+    Established,
+    /// TCP: one side sent FIN.
+    Closing,
+    /// TCP: both sides sent FIN.
+    TimeWait,
+    /// TCP: a RST was seen.
+    Closed,
+    /// UDP, ICMP and other protocols.
+    Active,
+}
+
+impl FlowState {
+    /// Name shown in flow listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowState::SynSent => "syn_sent",
+            FlowState::SynReceived => "syn_received",
+            FlowState::Established => "established",
+            FlowState::Closing => "closing",
+            FlowState::TimeWait => "time_wait",
+            FlowState::Closed => "closed",
+            FlowState::Active => "active",
+        }
+    }
+}
+
+/// How long a flow may stay idle, by protocol and state (nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP established.
+    pub tcp_established: u64,
+    /// TCP opening and closing.
+    pub tcp_transitory: u64,
+    /// UDP and protocols without state.
+    pub udp: u64,
+    /// ICMP echo.
+    pub icmp: u64,
+}
+
+impl Timeouts {
+    /// From the `[flows]` section.
+    pub fn from_config(f: &config::Flows) -> Self {
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Timeouts {
+            tcp_established: ns(f.tcp_established_timeout),
+            tcp_transitory: ns(f.tcp_transitory_timeout),
+            udp: ns(f.udp_timeout),
+            icmp: ns(f.icmp_timeout),
+        }
+    }
+
+    /// The idle timeout of a flow in `state` with protocol `proto`.
+    #[inline]
+    pub fn of(&self, proto: u8, state: FlowState) -> u64 {
+        match (proto, state) {
+            (crate::packet::proto::TCP, FlowState::Established) => self.tcp_established,
+            (crate::packet::proto::TCP, _) => self.tcp_transitory,
+            (crate::packet::proto::ICMP | crate::packet::proto::ICMPV6, _) => self.icmp,
+            _ => self.udp,
+        }
+    }
+}
+
+/// The rule (or default) that decided a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// The rule at this index of the policy.
+    Rule(u32),
+    /// No rule matched; the default action.
+    Default,
+}
+
+/// One flow. Its fields are written by the owning worker only. The fields an established
+/// packet touches come first, in the slot's first cache line.
+#[derive(Debug, Clone)]
+#[repr(C, align(64))]
+pub struct Flow {
+    /// Identity.
+    pub key: FlowKey,
+    /// Last packet time (ns).
+    pub last_seen: u64,
+    /// Packets in both directions.
+    pub packets: u64,
+    /// Bytes in both directions (frame lengths).
+    pub bytes: u64,
+    /// Policy generation of the decision.
+    pub generation: u64,
+    /// What decided it.
+    pub decided_by: DecidedBy,
+    /// State.
+    pub state: FlowState,
+    /// FIN seen from `a` (bit 0) and from `b` (bit 1).
+    pub fins: u8,
+    /// Whether the initiator is the key's `a` end.
+    pub init_is_a: bool,
+    /// The port the initiator's first packet entered on.
+    pub init_side: Side,
+    /// ICMP type of the first packet (for re-deciding ICMP flows).
+    pub icmp_type: u8,
+    in_use: bool,
+    /// First packet time (ns).
+    pub created: u64,
+    hash: u64,
+}
+
+impl Flow {
+    fn vacant() -> Flow {
+        Flow {
+            key: FlowKey::default(),
+            init_is_a: true,
+            init_side: Side::Inside,
+            icmp_type: 0,
+            state: FlowState::Active,
+            fins: 0,
+            decided_by: DecidedBy::Default,
+            generation: 0,
+            created: 0,
+            last_seen: 0,
+            packets: 0,
+            bytes: 0,
+            hash: 0,
+            in_use: false,
+        }
+    }
+
+    /// The initiator's (source) address and port.
+    pub fn initiator(&self) -> (IpAddr, u16) {
+        if self.init_is_a {
+            (self.key.addr_a(), self.key.pa)
+        } else {
+            (self.key.addr_b(), self.key.pb)
+        }
+    }
+
+    /// The responder's (destination) address and port.
+    pub fn responder(&self) -> (IpAddr, u16) {
+        if self.init_is_a {
+            (self.key.addr_b(), self.key.pb)
+        } else {
+            (self.key.addr_a(), self.key.pa)
+        }
+    }
+
+    /// Whether the flow has been idle longer than its timeout at `now`.
+    #[inline]
+    pub fn expired(&self, now: u64, t: &Timeouts) -> bool {
+        now.saturating_sub(self.last_seen) > t.of(self.key.proto, self.state)
+    }
+}
+
+/// Index of a flow's slot.
+pub type FlowId = u32;
+
+/// Entries per index bucket: one 64-byte cache line of signatures and slot ids.
+const BUCKET_ENTRIES: usize = 8;
+/// A signature of 0 marks a free entry.
+const EMPTY: u32 = 0;
+
+/// One cache line of the index: signatures (high hash bits, never 0) and the slots they name.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket {
+    sig: [u32; BUCKET_ENTRIES],
+    id: [FlowId; BUCKET_ENTRIES],
+}
+
+/// The flow table.
+///
+/// The index is an array of buckets sized for at most 50% load. A key lives in its home bucket
+/// (`hash & mask`) or, if that was full when it was inserted, in a following one; the home
+/// bucket is then marked `overflowed` (in a bit array beside it) so lookups know to continue.
+/// At 50% load overflow is rare, so a lookup reads one index line and one flow slot, both of
+/// which [`FlowTable::prefetch`] can bring in ahead of time.
+pub struct FlowTable {
+    slots: Vec<Flow>,
+    free: Vec<FlowId>,
+    buckets: Vec<Bucket>,
+    overflowed: Vec<u64>,
+    mask: usize,
+    hasher: foldhash::quality::FixedState,
+    sweep_cursor: usize,
+    len: usize,
+}
+
+impl std::fmt::Debug for FlowTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowTable")
+            .field("len", &self.len)
+            .field("capacity", &self.slots.len())
+            .finish()
+    }
+}
+
+/// Why a flow could not be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableFull;
+
+#[inline]
+fn signature(hash: u64) -> u32 {
+    // The high half, never EMPTY.
+    u32::try_from(hash >> 32).unwrap_or(u32::MAX) | 1
+}
+
+impl FlowTable {
+    /// A table of `capacity` flows, all memory allocated and touched now. `seed` keys the hash
+    /// (random in the appliance so that flows an attacker chooses do not collide on purpose;
+    /// fixed in replay for reproducibility).
+    pub fn new(capacity: usize, seed: u64) -> FlowTable {
+        let capacity = capacity.clamp(1, 1 << 26);
+        let slots = vec![Flow::vacant(); capacity];
+        // Slots are handed out from the front: pop() takes the lowest free index.
+        let free: Vec<FlowId> = (0..capacity)
+            .rev()
+            .map(|i| FlowId::try_from(i).unwrap_or(FlowId::MAX))
+            .collect();
+        let nbuckets = (capacity * 2).div_ceil(BUCKET_ENTRIES).next_power_of_two();
+        FlowTable {
+            slots,
+            free,
+            buckets: vec![Bucket::default(); nbuckets],
+            overflowed: vec![0; nbuckets.div_ceil(64)],
+            mask: nbuckets - 1,
+            hasher: foldhash::quality::FixedState::with_seed(seed),
+            sweep_cursor: 0,
+            len: 0,
+        }
+    }
+
+    /// Flows in the table (expired ones not yet swept included).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there is no flow.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The most flows the table holds.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The hash of a key (seeded).
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        // The low bits pick the bucket (the signature uses the high ones).
+        usize::try_from(hash).unwrap_or(usize::MAX) & self.mask
+    }
+
+    #[inline]
+    fn is_overflowed(&self, b: usize) -> bool {
+        self.overflowed[b / 64] & (1 << (b % 64)) != 0
+    }
+
+    /// First stage of a burst lookup: bring the key's index line into the cache.
+    #[inline]
+    pub fn prefetch_index(&self, hash: u64) {
+        hint::prefetch(&self.buckets[self.home(hash)]);
+    }
+
+    /// Second stage: bring in the flow slot the index names for this hash (if any).
+    #[inline]
+    pub fn prefetch_flow(&self, hash: u64) {
+        let b = &self.buckets[self.home(hash)];
+        let sig = signature(hash);
+        if let Some(i) = b.sig.iter().position(|&s| s == sig) {
+            let slot = &self.slots[b.id[i] as usize];
+            hint::prefetch(slot);
+            hint::prefetch(&slot.bytes);
+        }
+    }
+
+    /// Where `key` (with `hash`) is: (bucket, entry).
+    #[inline]
+    fn find(&self, key: &FlowKey, hash: u64) -> Option<(usize, usize)> {
+        let sig = signature(hash);
+        let mut b = self.home(hash);
+        for _ in 0..self.buckets.len() {
+            let bucket = &self.buckets[b];
+            for e in 0..BUCKET_ENTRIES {
+                if bucket.sig[e] == sig && self.slots[bucket.id[e] as usize].key == *key {
+                    return Some((b, e));
+                }
+            }
+            if !self.is_overflowed(b) {
+                return None;
+            }
+            b = (b + 1) & self.mask;
+        }
+        None
+    }
+
+    /// The live flow with this key, if any (an expired one is removed and reported absent).
+    #[inline]
+    pub fn lookup(&mut self, key: &FlowKey, now: u64, t: &Timeouts) -> Option<FlowId> {
+        let hash = self.hash(key);
+        self.lookup_hashed(key, hash, now, t)
+    }
+
+    /// [`FlowTable::lookup`] with the key's hash already computed.
+    #[inline]
+    pub fn lookup_hashed(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        now: u64,
+        t: &Timeouts,
+    ) -> Option<FlowId> {
+        let (b, e) = self.find(key, hash)?;
+        let id = self.buckets[b].id[e];
+        if self.slots[id as usize].expired(now, t) {
+            self.remove(id);
+            return None;
+        }
+        Some(id)
+    }
+
+    /// The flow in slot `id`.
+    #[inline]
+    pub fn get(&self, id: FlowId) -> &Flow {
+        &self.slots[id as usize]
+    }
+
+    /// The flow in slot `id`, writable.
+    #[inline]
+    pub fn get_mut(&mut self, id: FlowId) -> &mut Flow {
+        &mut self.slots[id as usize]
+    }
+
+    /// Creates a flow for `key` (which must not be in the table).
+    pub fn insert(
+        &mut self,
+        key: FlowKey,
+        init_is_a: bool,
+        init_side: Side,
+        state: FlowState,
+        now: u64,
+    ) -> Result<FlowId, TableFull> {
+        let Some(&id) = self.free.last() else {
+            return Err(TableFull);
+        };
+        let hash = self.hash(&key);
+        let sig = signature(hash);
+        let mut b = self.home(hash);
+        // There is always a free entry: the index has room for twice the slots.
+        let e = loop {
+            if let Some(e) = self.buckets[b].sig.iter().position(|&s| s == EMPTY) {
+                break e;
+            }
+            self.overflowed[b / 64] |= 1 << (b % 64);
+            b = (b + 1) & self.mask;
+        };
+        self.free.pop();
+        self.buckets[b].sig[e] = sig;
+        self.buckets[b].id[e] = id;
+        self.slots[id as usize] = Flow {
+            key,
+            init_is_a,
+            init_side,
+            state,
+            created: now,
+            last_seen: now,
+            hash,
+            in_use: true,
+            ..Flow::vacant()
+        };
+        self.len += 1;
+        Ok(id)
+    }
+
+    /// Removes the flow in slot `id`.
+    pub fn remove(&mut self, id: FlowId) {
+        let slot = &self.slots[id as usize];
+        if !slot.in_use {
+            return;
+        }
+        if let Some((b, e)) = self.find(&slot.key.clone(), slot.hash) {
+            self.buckets[b].sig[e] = EMPTY;
+        }
+        self.slots[id as usize].in_use = false;
+        self.free.push(id);
+        self.len -= 1;
+    }
+
+    /// Examines up to `budget` slots from where the last sweep stopped and removes expired
+    /// flows; returns how many it removed. Called once per burst, it bounds the work per burst
+    /// while eventually visiting every slot.
+    pub fn sweep(&mut self, now: u64, t: &Timeouts, budget: usize) -> usize {
+        let n = self.slots.len();
+        let mut removed = 0;
+        for _ in 0..budget.min(n) {
+            let i = self.sweep_cursor;
+            self.sweep_cursor = if i + 1 == n { 0 } else { i + 1 };
+            let s = &self.slots[i];
+            if s.in_use && s.expired(now, t) {
+                self.remove(FlowId::try_from(i).unwrap_or(FlowId::MAX));
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Live flows among slots `from..`, at most `max` of them, with the slot to continue from
+    /// (`None` at the end): bounded chunks for listings.
+    pub fn chunk(&self, from: usize, max: usize) -> (Vec<(FlowId, &Flow)>, Option<usize>) {
+        let mut out = Vec::with_capacity(max.min(self.len));
+        let mut i = from;
+        while i < self.slots.len() && out.len() < max {
+            if self.slots[i].in_use {
+                out.push((FlowId::try_from(i).unwrap_or(FlowId::MAX), &self.slots[i]));
+            }
+            i += 1;
+        }
+        (out, (i < self.slots.len()).then_some(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timeouts = Timeouts {
+        tcp_established: 100,
+        tcp_transitory: 10,
+        udp: 50,
+        icmp: 20,
+    };
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn both_directions_share_a_key() {
+        let (k1, fwd) = FlowKey::new(ip("10.0.0.2"), ip("192.0.2.10"), 5000, 443, 6);
+        let (k2, rev) = FlowKey::new(ip("192.0.2.10"), ip("10.0.0.2"), 443, 5000, 6);
+        assert_eq!(k1, k2);
+        assert_ne!(fwd, rev);
+        assert_eq!(k1.addr_a(), ip("10.0.0.2"));
+        let (k6, _) = FlowKey::new(ip("::ffff:10.0.0.2"), ip("::ffff:192.0.2.10"), 5000, 443, 6);
+        assert_ne!(k1, k6, "IPv6 with mapped addresses is not IPv4");
+        assert_eq!(k6.addr_a(), ip("::ffff:10.0.0.2"));
+    }
+
+    #[test]
+    fn insert_lookup_expire_remove() {
+        let mut t = FlowTable::new(2, 1);
+        let (k, a) = FlowKey::new(ip("10.0.0.2"), ip("192.0.2.10"), 5000, 53, 17);
+        let id = t.insert(k, a, Side::Inside, FlowState::Active, 0).unwrap();
+        assert_eq!(t.lookup(&k, 50, &T), Some(id));
+        assert_eq!(t.get(id).initiator(), (ip("10.0.0.2"), 5000));
+        assert_eq!(t.get(id).responder(), (ip("192.0.2.10"), 53));
+        assert_eq!(
+            t.lookup(&k, 51, &T),
+            None,
+            "idle longer than the UDP timeout"
+        );
+        assert!(t.is_empty());
+
+        let (k2, _) = FlowKey::new(ip("10.0.0.3"), ip("192.0.2.10"), 1, 2, 17);
+        let (k3, _) = FlowKey::new(ip("10.0.0.4"), ip("192.0.2.10"), 1, 2, 17);
+        let (k4, _) = FlowKey::new(ip("10.0.0.5"), ip("192.0.2.10"), 1, 2, 17);
+        t.insert(k, true, Side::Inside, FlowState::Active, 100)
+            .unwrap();
+        t.insert(k2, true, Side::Inside, FlowState::Active, 100)
+            .unwrap();
+        assert_eq!(
+            t.insert(k3, true, Side::Inside, FlowState::Active, 100),
+            Err(TableFull)
+        );
+        assert_eq!(t.sweep(200, &T, 10), 2, "both idle past 50 ns");
+        assert!(
+            t.insert(k4, true, Side::Inside, FlowState::Active, 200)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn sweep_is_bounded_and_wraps() {
+        let mut t = FlowTable::new(8, 1);
+        for i in 0..8u16 {
+            let (k, _) = FlowKey::new(ip("10.0.0.2"), ip("192.0.2.10"), i, 80, 17);
+            t.insert(k, true, Side::Inside, FlowState::Active, 0)
+                .unwrap();
+        }
+        assert_eq!(t.sweep(1000, &T, 3), 3);
+        assert_eq!(t.sweep(1000, &T, 3), 3);
+        assert_eq!(t.sweep(1000, &T, 3), 2);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn chunks_cover_every_flow_once() {
+        let mut t = FlowTable::new(100, 7);
+        for i in 0..60u16 {
+            let (k, _) = FlowKey::new(ip("10.0.0.2"), ip("192.0.2.10"), i, 80, 6);
+            t.insert(k, true, Side::Inside, FlowState::Established, 0)
+                .unwrap();
+        }
+        let (mut seen, mut next) = (0, Some(0));
+        while let Some(from) = next {
+            let (c, n) = t.chunk(from, 7);
+            assert!(c.len() <= 7);
+            seen += c.len();
+            next = n;
+        }
+        assert_eq!(seen, 60);
+    }
+}

@@ -1,0 +1,360 @@
+//! One pass over a frame's headers (L2 to L4) into the summary the pipeline decides on.
+//!
+//! The walk uses the checked views of [`crate::wire`]; anything malformed becomes a
+//! [`DropReason`]. No allocation, no panic, whatever the bytes.
+
+use std::net::IpAddr;
+
+use crate::drop::DropReason;
+use crate::wire::{Malformed, ethernet, icmp, ipv4, ipv6, tcp, udp};
+
+/// IP protocol numbers.
+pub mod proto {
+    /// ICMP.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
+}
+
+/// What kind of frame it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    /// ARP: always passed by the bridge.
+    Arp,
+    /// An IP packet.
+    Ip(IpPacket),
+}
+
+/// A fragment's place in its datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragment {
+    /// Identification (16 bits for IPv4, 32 for IPv6).
+    pub ident: u32,
+    /// Offset of this fragment's data in bytes.
+    pub offset: u16,
+    /// More fragments follow.
+    pub more: bool,
+}
+
+impl Fragment {
+    /// Whether this fragment starts the datagram (and carries the transport header).
+    pub fn is_first(&self) -> bool {
+        self.offset == 0
+    }
+}
+
+/// The transport layer, as far as the pipeline needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4 {
+    /// TCP.
+    Tcp {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+        /// Flag bits.
+        flags: u8,
+        /// Sequence number.
+        seq: u32,
+        /// Acknowledgement number.
+        ack: u32,
+        /// Bytes of data in this segment (this fragment's, for a first fragment).
+        payload_len: u16,
+    },
+    /// UDP.
+    Udp {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+    },
+    /// ICMP or ICMPv6.
+    Icmp {
+        /// Type.
+        ty: u8,
+        /// Code.
+        code: u8,
+        /// Echo identifier (meaningful for echo messages).
+        ident: u16,
+    },
+    /// Another protocol (or ESP), not looked into.
+    Other,
+    /// A later fragment: no transport header here.
+    Fragment,
+}
+
+/// An IP packet's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpPacket {
+    /// Offset of the IP header in the frame.
+    pub l3_offset: u16,
+    /// Offset just past the IP packet (Ethernet padding excluded).
+    pub ip_end: u16,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// The upper-layer protocol (after IPv6 extension headers).
+    pub proto: u8,
+    /// Set when the packet is a fragment.
+    pub frag: Option<Fragment>,
+    /// Offset of the transport header in the frame (when there is one).
+    pub l4_offset: u16,
+    /// The transport layer.
+    pub l4: L4,
+}
+
+impl IpPacket {
+    /// Whether this is IPv6.
+    pub fn is_v6(&self) -> bool {
+        self.src.is_ipv6()
+    }
+
+    /// Bytes of the IP packet (header included).
+    pub fn ip_len(&self) -> u16 {
+        self.ip_end - self.l3_offset
+    }
+}
+
+fn off(n: usize) -> u16 {
+    // Frames are at most 64 KiB (MAX_RECORD / mbuf data room); saturate rather than wrap.
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
+/// Parses a frame.
+pub fn parse(frame: &[u8]) -> Result<Frame, DropReason> {
+    if frame.len() > usize::from(u16::MAX) {
+        return Err(DropReason::Truncated);
+    }
+    let l2 = ethernet::parse(frame)?;
+    let l3 = &frame[l2.l3_offset..];
+    match l2.ethertype {
+        ethernet::ethertype::ARP => Ok(Frame::Arp),
+        ethernet::ethertype::IPV4 => parse_ipv4(l3, l2.l3_offset).map(Frame::Ip),
+        ethernet::ethertype::IPV6 => parse_ipv6(l3, l2.l3_offset).map(Frame::Ip),
+        _ => Err(DropReason::NonIp),
+    }
+}
+
+/// Parses an IPv4 packet that starts at `l3_offset` of its frame.
+pub fn parse_ipv4(b: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason> {
+    let p = ipv4::Packet::new_checked(b)?;
+    let hl = p.header_len();
+    let frag = (p.more_frags() || p.frag_offset() != 0).then(|| Fragment {
+        ident: u32::from(p.ident()),
+        offset: p.frag_offset(),
+        more: p.more_frags(),
+    });
+    let proto = p.protocol();
+    let (l4, _) = parse_l4(proto, p.payload(), frag, false)?;
+    Ok(IpPacket {
+        l3_offset: off(l3_offset),
+        ip_end: off(l3_offset + usize::from(p.total_len())),
+        src: IpAddr::V4(p.src()),
+        dst: IpAddr::V4(p.dst()),
+        proto,
+        frag,
+        l4_offset: off(l3_offset + hl),
+        l4,
+    })
+}
+
+/// Parses an IPv6 packet that starts at `l3_offset` of its frame.
+pub fn parse_ipv6(b: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason> {
+    let p = ipv6::Packet::new_checked(b)?;
+    let payload = p.payload();
+    let chain = ipv6::walk(p.next_header(), payload).map_err(|e| match e {
+        // A first fragment must carry the whole chain (RFC 7112).
+        Malformed::Ipv6ExtHeader if p.next_header() == ipv6::next_header::FRAGMENT => {
+            Malformed::FragmentTooSmall
+        }
+        e => e,
+    })?;
+    let frag = chain.frag.map(|f| Fragment {
+        ident: f.ident,
+        offset: f.offset,
+        more: f.more,
+    });
+    let upper = &payload[chain.upper_offset..];
+    let (l4, _) = parse_l4(chain.protocol, upper, frag, true)?;
+    Ok(IpPacket {
+        l3_offset: off(l3_offset),
+        ip_end: off(l3_offset + ipv6::HEADER_LEN + payload.len()),
+        src: IpAddr::V6(p.src()),
+        dst: IpAddr::V6(p.dst()),
+        proto: chain.protocol,
+        frag,
+        l4_offset: off(l3_offset + ipv6::HEADER_LEN + chain.upper_offset),
+        l4,
+    })
+}
+
+/// Parses the transport header in `b` (this fragment's share of the datagram). Returns the
+/// summary and the transport header's length.
+fn parse_l4(
+    proto: u8,
+    b: &[u8],
+    frag: Option<Fragment>,
+    v6: bool,
+) -> Result<(L4, usize), DropReason> {
+    let fragmented = frag.is_some();
+    if let Some(f) = frag {
+        if !f.is_first() {
+            // RFC 1858: a fragment at offset 8 can only be there to overwrite TCP flags.
+            if proto == proto::TCP && f.offset == 8 {
+                return Err(DropReason::FragmentTooSmall);
+            }
+            return Ok((L4::Fragment, 0));
+        }
+    }
+    // In a first fragment the transport header must be whole; otherwise it is truncation.
+    let short = |m: Malformed| -> DropReason {
+        if fragmented && m == Malformed::Truncated {
+            DropReason::FragmentTooSmall
+        } else {
+            m.into()
+        }
+    };
+    match proto {
+        proto::TCP => {
+            let t = tcp::Packet::new_checked(b).map_err(|m| {
+                if fragmented {
+                    DropReason::FragmentTooSmall
+                } else {
+                    short(m)
+                }
+            })?;
+            let hl = t.header_len();
+            Ok((
+                L4::Tcp {
+                    sport: t.src_port(),
+                    dport: t.dst_port(),
+                    flags: t.flags(),
+                    seq: t.seq(),
+                    ack: t.ack(),
+                    payload_len: off(b.len() - hl),
+                },
+                hl,
+            ))
+        }
+        proto::UDP => {
+            // A fragmented datagram's length field covers all fragments: check only the header.
+            let u = if fragmented {
+                if b.len() < udp::HEADER_LEN {
+                    return Err(DropReason::FragmentTooSmall);
+                }
+                udp::Packet::new_unchecked(b)
+            } else {
+                udp::Packet::new_checked(b).map_err(short)?
+            };
+            Ok((
+                L4::Udp {
+                    sport: u.src_port(),
+                    dport: u.dst_port(),
+                },
+                udp::HEADER_LEN,
+            ))
+        }
+        proto::ICMP | proto::ICMPV6 if (proto == proto::ICMPV6) == v6 => {
+            let i = icmp::Packet::new_checked(b).map_err(short)?;
+            Ok((
+                L4::Icmp {
+                    ty: i.msg_type(),
+                    code: i.code(),
+                    ident: i.echo_ident(),
+                },
+                icmp::HEADER_LEN,
+            ))
+        }
+        _ => Ok((L4::Other, 0)),
+    }
+}
+
+/// The packet an ICMP error quotes: its IP header and at least the first 8 bytes of transport.
+///
+/// Returns the quoted packet's summary, or `None` if it can not be read (then the error belongs
+/// to no flow). The quote may be cut short by the error's size limit, so lengths are only checked
+/// as far as the first 8 transport bytes.
+pub fn quoted(frame: &[u8], p: &IpPacket) -> Option<IpPacket> {
+    let start = usize::from(p.l4_offset) + icmp::HEADER_LEN;
+    let end = usize::from(p.ip_end);
+    let q = frame.get(start..end)?;
+    let version = q.first()? >> 4;
+    let (src, dst, proto, upper): (IpAddr, IpAddr, u8, &[u8]) = match (version, p.is_v6()) {
+        (4, false) => {
+            if q.len() < ipv4::HEADER_LEN {
+                return None;
+            }
+            let h = ipv4::Packet::new_unchecked(q);
+            let hl = h.header_len();
+            if hl < ipv4::HEADER_LEN || q.len() < hl {
+                return None;
+            }
+            if h.frag_offset() != 0 {
+                return None; // a later fragment carries no ports to find the flow by
+            }
+            (
+                IpAddr::V4(h.src()),
+                IpAddr::V4(h.dst()),
+                h.protocol(),
+                &q[hl..],
+            )
+        }
+        (6, true) => {
+            if q.len() < ipv6::HEADER_LEN {
+                return None;
+            }
+            let h = ipv6::Packet::new_unchecked(q);
+            let rest = &q[ipv6::HEADER_LEN..];
+            let chain = ipv6::walk(h.next_header(), rest).ok()?;
+            if chain.frag.is_some_and(|f| f.offset != 0) {
+                return None;
+            }
+            (
+                IpAddr::V6(h.src()),
+                IpAddr::V6(h.dst()),
+                chain.protocol,
+                &rest[chain.upper_offset..],
+            )
+        }
+        _ => return None,
+    };
+    if upper.len() < 8 {
+        return None;
+    }
+    let be16 = |i: usize| u16::from_be_bytes([upper[i], upper[i + 1]]);
+    let l4 = match proto {
+        proto::TCP => L4::Tcp {
+            sport: be16(0),
+            dport: be16(2),
+            flags: 0,
+            seq: u32::from_be_bytes([upper[4], upper[5], upper[6], upper[7]]),
+            ack: 0,
+            payload_len: 0,
+        },
+        proto::UDP => L4::Udp {
+            sport: be16(0),
+            dport: be16(2),
+        },
+        proto::ICMP | proto::ICMPV6 => L4::Icmp {
+            ty: upper[0],
+            code: upper[1],
+            ident: be16(4),
+        },
+        _ => L4::Other,
+    };
+    Some(IpPacket {
+        l3_offset: off(start),
+        ip_end: off(end),
+        src,
+        dst,
+        proto,
+        frag: None,
+        l4_offset: 0,
+        l4,
+    })
+}

@@ -1,0 +1,808 @@
+//! The per-packet path: bytes, ingress side and time in; verdict out.
+//!
+//! One `Pipeline` per worker owns that worker's flow table, fragment table and counters. It never
+//! reads a clock (`now` is an argument) and never touches DPDK, so the appliance, `ferrowall
+//! replay`, the tests, the fuzzers and the benchmarks all run this same code.
+//!
+//! Order of work for a packet: parse (L2-L4, malformed -> drop); ARP and IPv6 neighbour
+//! discovery pass (bridge); a later fragment follows its first fragment; otherwise the flow table
+//! is consulted: a packet of a live flow passes (after a re-decision if the policy generation
+//! changed), a packet that may open a flow is decided by the rules, anything else is dropped.
+
+use std::sync::Arc;
+
+use crate::counter::{Counter, Gauge};
+use crate::drop::DropReason;
+use crate::flow::{DecidedBy, FlowId, FlowKey, FlowState, FlowTable};
+use crate::frag::{DatagramKey, FirstVerdict, FragTable, Later};
+use crate::packet::{self, Frame, IpPacket, L4, proto};
+use crate::policy::{Policy, Tuple};
+use crate::reject::{self, RateLimit};
+use crate::side::Side;
+use crate::verdict::{Decision, Reason, Verdict};
+use crate::wire::{icmp, tcp};
+
+/// Flow slots examined per [`Pipeline::maintain`] call.
+pub const SWEEP_BUDGET: usize = 64;
+
+/// A worker's pipeline counters (written by that worker only).
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Packets dropped, by reason (index: [`DropReason::index`]).
+    pub drops: [Counter; DropReason::COUNT],
+    /// ARP frames passed.
+    pub bridged_arp: Counter,
+    /// IPv6 neighbour and router discovery messages passed.
+    pub bridged_nd: Counter,
+    /// Flows created.
+    pub flows_created: Counter,
+    /// Flows removed after their idle timeout.
+    pub flows_expired: Counter,
+    /// Live flows.
+    pub flows: Gauge,
+    /// Live flows decided again after a policy change.
+    pub flows_redecided: Counter,
+    /// Answers (RST, ICMP) sent for rejected packets.
+    pub rejects_sent: Counter,
+    /// Rejected packets not answered because of the rate limit.
+    pub rejects_rate_limited: Counter,
+    /// Later fragments currently held waiting for their first fragment.
+    pub fragments_held: Gauge,
+}
+
+/// What happens to the packet handed to [`Pipeline::process`].
+#[derive(Debug)]
+pub enum Disposition<H> {
+    /// Send it out of the other port.
+    Pass(H),
+    /// Free it.
+    Drop(H),
+    /// The pipeline keeps it for now (a fragment waiting for its first fragment); it comes back
+    /// in [`Effects::released`].
+    Held,
+}
+
+/// A held packet whose fate is now known.
+#[derive(Debug)]
+pub struct Released<H> {
+    /// The packet.
+    pub packet: H,
+    /// The port it came in on.
+    pub side: Side,
+    /// Its decision (pass: out of the other port).
+    pub decision: Decision,
+}
+
+/// A packet the pipeline wrote (an answer to a rejected packet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    /// The port to send it out of (the one the rejected packet came in on).
+    pub side: Side,
+    /// The frame.
+    pub frame: Vec<u8>,
+}
+
+/// Side effects of processing: packets released and packets written. The caller drains both.
+#[derive(Debug)]
+pub struct Effects<H> {
+    /// Held packets whose fate is now known.
+    pub released: Vec<Released<H>>,
+    /// Frames to send.
+    pub generated: Vec<Generated>,
+    timed_out: Vec<(H, Side)>,
+}
+
+impl<H> Default for Effects<H> {
+    fn default() -> Self {
+        Effects {
+            released: Vec::new(),
+            generated: Vec::new(),
+            timed_out: Vec::new(),
+        }
+    }
+}
+
+/// Settings fixed for a pipeline's life (table sizes); the rest comes with each [`Policy`].
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineConfig {
+    /// The worker this pipeline belongs to (its index into per-worker policy counters).
+    pub worker: usize,
+    /// Flow table slots.
+    pub flow_capacity: usize,
+    /// Datagrams the fragment table tracks.
+    pub fragment_capacity: usize,
+    /// How long a fragment table entry lives (ns).
+    pub fragment_timeout: u64,
+    /// Hash seed.
+    pub seed: u64,
+}
+
+impl PipelineConfig {
+    /// From the configuration, for worker `worker`.
+    pub fn from_config(cfg: &config::Config, worker: usize, seed: u64) -> Self {
+        PipelineConfig {
+            worker,
+            flow_capacity: cfg.flows.capacity as usize,
+            fragment_capacity: cfg.flows.fragment_capacity as usize,
+            fragment_timeout: u64::try_from(cfg.flows.fragment_timeout.as_nanos())
+                .unwrap_or(u64::MAX),
+            seed,
+        }
+    }
+}
+
+/// The packet path of one worker. `H` is the packet handle: an mbuf in the appliance, owned bytes
+/// in replay and tests.
+#[derive(Debug)]
+pub struct Pipeline<H> {
+    worker: usize,
+    policy: Arc<Policy>,
+    flows: FlowTable,
+    frags: FragTable<(H, Side), Decision>,
+    rejects: RateLimit,
+    stats: Arc<PipelineStats>,
+    answer: Vec<u8>,
+    staged: Vec<(H, Result<Frame, DropReason>, Option<Probe>)>,
+}
+
+/// A packet's flow key and its hash, computed once per packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    key: FlowKey,
+    fwd: bool,
+    hash: u64,
+}
+
+fn decided_by(rule: Option<u32>) -> DecidedBy {
+    rule.map_or(DecidedBy::Default, DecidedBy::Rule)
+}
+
+fn is_syn_only(flags: u8) -> bool {
+    flags & (tcp::flags::SYN | tcp::flags::ACK | tcp::flags::RST) == tcp::flags::SYN
+}
+
+impl<H: AsRef<[u8]>> Pipeline<H> {
+    /// A pipeline with `policy`, its tables allocated now.
+    pub fn new(cfg: PipelineConfig, policy: Arc<Policy>, stats: Arc<PipelineStats>) -> Self {
+        Pipeline {
+            worker: cfg.worker,
+            rejects: RateLimit::new(policy.reject_rate),
+            flows: FlowTable::new(cfg.flow_capacity, cfg.seed),
+            frags: FragTable::new(
+                cfg.fragment_capacity,
+                cfg.fragment_timeout,
+                cfg.seed ^ 0x5bd1_e995,
+            ),
+            policy,
+            stats,
+            answer: Vec::with_capacity(2048),
+            staged: Vec::new(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// The flow table (for listings).
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<PipelineStats> {
+        &self.stats
+    }
+
+    /// Puts `policy` in force and returns the previous one. Live flows are decided again on
+    /// their next packet.
+    pub fn set_policy(&mut self, policy: Arc<Policy>) -> Arc<Policy> {
+        self.rejects.set_rate(policy.reject_rate);
+        std::mem::replace(&mut self.policy, policy)
+    }
+
+    /// Housekeeping between bursts: fragments whose first fragment never came are released as
+    /// drops, and a few flow slots are swept.
+    pub fn maintain(&mut self, now: u64, fx: &mut Effects<H>) {
+        self.frags.expire(now, &mut fx.timed_out);
+        let g = self.policy.generation;
+        for (packet, side) in fx.timed_out.drain(..) {
+            self.stats.drops[DropReason::FragmentNoFirst.index()].inc();
+            fx.released.push(Released {
+                packet,
+                side,
+                decision: Decision::dropped(DropReason::FragmentNoFirst, g),
+            });
+        }
+        self.stats.fragments_held.set(self.frags.held() as u64);
+        let expired = self.flows.sweep(now, &self.policy.timeouts, SWEEP_BUDGET);
+        self.stats.flows_expired.add(expired as u64);
+        self.stats.flows.set(self.flows.len() as u64);
+    }
+
+    fn drop(&self, pkt: H, reason: DropReason) -> (Disposition<H>, Decision) {
+        self.stats.drops[reason.index()].inc();
+        (
+            Disposition::Drop(pkt),
+            Decision::dropped(reason, self.policy.generation),
+        )
+    }
+
+    fn bridge(&self, pkt: H, neighbour_discovery: bool) -> (Disposition<H>, Decision) {
+        if neighbour_discovery {
+            self.stats.bridged_nd.inc();
+        } else {
+            self.stats.bridged_arp.inc();
+        }
+        (
+            Disposition::Pass(pkt),
+            Decision {
+                verdict: Verdict::Allow,
+                reason: Reason::Bridge,
+                rule: None,
+                generation: self.policy.generation,
+            },
+        )
+    }
+
+    /// Decides the fate of one packet that entered on `side` at time `now` (ns).
+    pub fn process(
+        &mut self,
+        pkt: H,
+        side: Side,
+        now: u64,
+        fx: &mut Effects<H>,
+    ) -> (Disposition<H>, Decision) {
+        let parsed = packet::parse(pkt.as_ref());
+        self.process_parsed(pkt, parsed, None, side, now, fx)
+    }
+
+    /// Decides a burst of packets that entered on `side`, in order, handing each packet's fate
+    /// to `sink`. Equivalent to calling [`Pipeline::process`] on each in turn; it only works in
+    /// stages (parse all, then look up all) so that memory for later packets is fetched while
+    /// earlier ones are decided.
+    pub fn process_burst<I, F>(
+        &mut self,
+        pkts: I,
+        side: Side,
+        now: u64,
+        fx: &mut Effects<H>,
+        mut sink: F,
+    ) where
+        I: IntoIterator<Item = H>,
+        F: FnMut(Disposition<H>, Decision),
+    {
+        let mut staged = std::mem::take(&mut self.staged);
+        staged.clear();
+        // Stage 1: parse, hash, and prefetch the flow index line.
+        for pkt in pkts {
+            let parsed = packet::parse(pkt.as_ref());
+            let probe = match &parsed {
+                Ok(Frame::Ip(ip)) if ip.frag.is_none_or(|f| f.is_first()) => self.probe(ip),
+                _ => None,
+            };
+            if let Some(p) = &probe {
+                self.flows.prefetch_index(p.hash);
+            }
+            staged.push((pkt, parsed, probe));
+        }
+        // Stage 2: prefetch the flow slots the index names.
+        for (_, _, probe) in &staged {
+            if let Some(p) = probe {
+                self.flows.prefetch_flow(p.hash);
+            }
+        }
+        // Stage 3: decide, in order.
+        for (pkt, parsed, probe) in staged.drain(..) {
+            let (disp, decision) = self.process_parsed(pkt, parsed, probe, side, now, fx);
+            sink(disp, decision);
+        }
+        self.staged = staged;
+    }
+
+    fn process_parsed(
+        &mut self,
+        pkt: H,
+        parsed: Result<Frame, DropReason>,
+        probe: Option<Probe>,
+        side: Side,
+        now: u64,
+        fx: &mut Effects<H>,
+    ) -> (Disposition<H>, Decision) {
+        let ip = match parsed {
+            Ok(Frame::Ip(ip)) => ip,
+            Ok(Frame::Arp) => return self.bridge(pkt, false),
+            Err(reason) => return self.drop(pkt, reason),
+        };
+        if let L4::Icmp { ty, .. } = ip.l4 {
+            if ip.proto == proto::ICMPV6 && icmp::v6::is_neighbour_discovery(ty) {
+                return self.bridge(pkt, true);
+            }
+        }
+        match ip.frag {
+            Some(f) if !f.is_first() => {
+                let key = DatagramKey::new(ip.src, ip.dst, ip.proto, f.ident);
+                self.later_fragment(key, pkt, side, now)
+            }
+            Some(f) => {
+                let key = DatagramKey::new(ip.src, ip.dst, ip.proto, f.ident);
+                let len = pkt.as_ref().len() as u64;
+                let probe = probe.or_else(|| self.probe(&ip));
+                let (disp, decision, flow) = self.classify(pkt, side, &ip, probe, len, now, fx);
+                self.first_fragment(key, decision, flow, now, fx);
+                (disp, decision)
+            }
+            None => {
+                let len = pkt.as_ref().len() as u64;
+                let probe = probe.or_else(|| self.probe(&ip));
+                let (disp, decision, _) = self.classify(pkt, side, &ip, probe, len, now, fx);
+                (disp, decision)
+            }
+        }
+    }
+
+    fn first_fragment(
+        &mut self,
+        key: DatagramKey,
+        decision: Decision,
+        flow: Option<FlowId>,
+        now: u64,
+        fx: &mut Effects<H>,
+    ) {
+        let (held, _) = self.frags.first(key, FirstVerdict { decision, flow }, now);
+        for (packet, side) in held {
+            let d = self.follow(decision, flow, packet.as_ref().len() as u64, now);
+            fx.released.push(Released {
+                packet,
+                side,
+                decision: d,
+            });
+        }
+    }
+
+    fn later_fragment(
+        &mut self,
+        key: DatagramKey,
+        pkt: H,
+        side: Side,
+        now: u64,
+    ) -> (Disposition<H>, Decision) {
+        match self.frags.later(key, (pkt, side), now) {
+            Later::Follow((pkt, _), first) => {
+                let d = self.follow(first.decision, first.flow, pkt.as_ref().len() as u64, now);
+                let disp = if d.verdict == Verdict::Allow {
+                    Disposition::Pass(pkt)
+                } else {
+                    Disposition::Drop(pkt)
+                };
+                (disp, d)
+            }
+            Later::Held => (
+                Disposition::Held,
+                Decision {
+                    verdict: Verdict::Drop,
+                    reason: Reason::Fragment,
+                    rule: None,
+                    generation: self.policy.generation,
+                },
+            ),
+            Later::TableFull((pkt, _)) => self.drop(pkt, DropReason::FragmentTableFull),
+        }
+    }
+
+    /// The decision of a later fragment whose first fragment decided `first`.
+    fn follow(&mut self, first: Decision, flow: Option<FlowId>, len: u64, now: u64) -> Decision {
+        if first.verdict == Verdict::Allow {
+            if let Some(id) = flow {
+                let f = self.flows.get_mut(id);
+                f.packets += 1;
+                f.bytes += len;
+                f.last_seen = f.last_seen.max(now);
+            }
+        } else {
+            self.stats.drops[drop_reason(first).index()].inc();
+        }
+        Decision {
+            // A later fragment is never answered: only the first fragment was.
+            verdict: if first.verdict == Verdict::Allow {
+                Verdict::Allow
+            } else {
+                Verdict::Drop
+            },
+            reason: Reason::Fragment,
+            rule: first.rule,
+            generation: first.generation,
+        }
+    }
+
+    /// The flow key of a packet that belongs to a flow of its own (TCP, UDP, ICMP echo, other
+    /// protocols), with its hash; `None` for ICMP errors and other ICMP messages.
+    #[inline]
+    pub fn probe(&self, ip: &IpPacket) -> Option<Probe> {
+        let (sport, dport) = match ip.l4 {
+            L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
+            L4::Icmp { ty, ident, .. } => {
+                let echo = if ip.proto == proto::ICMPV6 {
+                    ty == icmp::v6::ECHO_REQUEST || ty == icmp::v6::ECHO_REPLY
+                } else {
+                    ty == icmp::v4::ECHO_REQUEST || ty == icmp::v4::ECHO_REPLY
+                };
+                if !echo {
+                    return None;
+                }
+                (ident, ident)
+            }
+            L4::Other => (0, 0),
+            L4::Fragment => return None,
+        };
+        let (key, fwd) = FlowKey::new(ip.src, ip.dst, sport, dport, ip.proto);
+        Some(Probe {
+            key,
+            fwd,
+            hash: self.flows.hash(&key),
+        })
+    }
+
+    /// Flow lookup and, for a packet that may open a flow, the rules.
+    #[allow(clippy::too_many_arguments)]
+    fn classify(
+        &mut self,
+        pkt: H,
+        side: Side,
+        ip: &IpPacket,
+        probe: Option<Probe>,
+        len: u64,
+        now: u64,
+        fx: &mut Effects<H>,
+    ) -> (Disposition<H>, Decision, Option<FlowId>) {
+        let Some(probe) = probe else {
+            return match ip.l4 {
+                L4::Icmp { ty, .. } => {
+                    let v6 = ip.proto == proto::ICMPV6;
+                    if (v6 && icmp::v6::is_error(ty)) || (!v6 && icmp::v4::is_error(ty)) {
+                        let quoted = packet::quoted(pkt.as_ref(), ip);
+                        self.icmp_error(pkt, quoted, len, now)
+                    } else {
+                        // Other informational messages are decided one by one, without a flow.
+                        let t = self.tuple(side, ip, 0, 0, ty);
+                        let (verdict, rule) = self.decide(&t);
+                        self.apply_stateless(pkt, ip, side, verdict, rule, len, now, fx)
+                    }
+                }
+                _ => {
+                    let (d, dec) = self.drop(pkt, DropReason::NoFlow);
+                    (d, dec, None)
+                }
+            };
+        };
+        let timeouts = self.policy.timeouts;
+        let found = self
+            .flows
+            .lookup_hashed(&probe.key, probe.hash, now, &timeouts);
+        let state = match ip.l4 {
+            L4::Tcp { flags, .. } => {
+                if let Some(id) = found {
+                    let closed = matches!(
+                        self.flows.get(id).state,
+                        FlowState::Closed | FlowState::TimeWait
+                    );
+                    if !(closed && is_syn_only(flags)) {
+                        return self.established(pkt, ip, id, probe.fwd, len, now);
+                    }
+                    // A new connection on a closed flow's ports: decide it afresh.
+                    self.flows.remove(id);
+                }
+                if is_syn_only(flags) {
+                    FlowState::SynSent
+                } else if self.policy.tcp_midstream && flags & tcp::flags::RST == 0 {
+                    FlowState::Established
+                } else {
+                    let (d, dec) = self.drop(pkt, DropReason::NoFlow);
+                    return (d, dec, None);
+                }
+            }
+            L4::Icmp { ty, .. } => {
+                if let Some(id) = found {
+                    return self.established(pkt, ip, id, probe.fwd, len, now);
+                }
+                if ty == icmp::v4::ECHO_REPLY || ty == icmp::v6::ECHO_REPLY {
+                    let (d, dec) = self.drop(pkt, DropReason::NoFlow);
+                    return (d, dec, None);
+                }
+                FlowState::Active
+            }
+            _ => {
+                if let Some(id) = found {
+                    return self.established(pkt, ip, id, probe.fwd, len, now);
+                }
+                FlowState::Active
+            }
+        };
+        self.new_flow(pkt, side, ip, (probe.key, probe.fwd), state, len, now, fx)
+    }
+
+    fn tuple(&self, side: Side, ip: &IpPacket, sport: u16, dport: u16, icmp_type: u8) -> Tuple {
+        Tuple {
+            side,
+            proto: ip.proto,
+            src: ip.src,
+            dst: ip.dst,
+            sport,
+            dport,
+            icmp_type,
+        }
+    }
+
+    /// The rules' verdict for a flow's first packet.
+    fn decide(&self, t: &Tuple) -> (Verdict, Option<u32>) {
+        match self.policy.matcher.first_match(t, &[]) {
+            Some(i) => (
+                self.policy
+                    .rules
+                    .get(i as usize)
+                    .map_or(Verdict::Drop, |r| r.action),
+                Some(i),
+            ),
+            None => (self.policy.default, None),
+        }
+    }
+
+    fn decision(&self, verdict: Verdict, rule: Option<u32>) -> Decision {
+        Decision {
+            verdict,
+            reason: if rule.is_some() {
+                Reason::Rule
+            } else {
+                Reason::Default
+            },
+            rule,
+            generation: self.policy.generation,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_flow(
+        &mut self,
+        pkt: H,
+        side: Side,
+        ip: &IpPacket,
+        (key, fwd): (FlowKey, bool),
+        state: FlowState,
+        len: u64,
+        now: u64,
+        fx: &mut Effects<H>,
+    ) -> (Disposition<H>, Decision, Option<FlowId>) {
+        let (sport, dport, icmp_type) = match ip.l4 {
+            L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport, 0),
+            L4::Icmp { ty, .. } => (0, 0, ty),
+            _ => (0, 0, 0),
+        };
+        let t = self.tuple(side, ip, sport, dport, icmp_type);
+        let (verdict, rule) = self.decide(&t);
+        if verdict != Verdict::Allow {
+            return self.apply_stateless(pkt, ip, side, verdict, rule, len, now, fx);
+        }
+        let Ok(id) = self.flows.insert(key, fwd, side, state, now) else {
+            let (d, dec) = self.drop(pkt, DropReason::FlowTableFull);
+            return (d, dec, None);
+        };
+        let generation = self.policy.generation;
+        let by = decided_by(rule);
+        let f = self.flows.get_mut(id);
+        f.icmp_type = icmp_type;
+        f.decided_by = by;
+        f.generation = generation;
+        f.packets = 1;
+        f.bytes = len;
+        self.stats.flows_created.inc();
+        self.count_rule(by, len);
+        (
+            Disposition::Pass(pkt),
+            self.decision(Verdict::Allow, rule),
+            Some(id),
+        )
+    }
+
+    /// A drop or reject decided by the rules without creating a flow.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_stateless(
+        &mut self,
+        pkt: H,
+        ip: &IpPacket,
+        side: Side,
+        verdict: Verdict,
+        rule: Option<u32>,
+        len: u64,
+        now: u64,
+        fx: &mut Effects<H>,
+    ) -> (Disposition<H>, Decision, Option<FlowId>) {
+        self.count_rule(decided_by(rule), len);
+        let dec = self.decision(verdict, rule);
+        if verdict == Verdict::Allow {
+            return (Disposition::Pass(pkt), dec, None);
+        }
+        self.stats.drops[drop_reason(dec).index()].inc();
+        if verdict == Verdict::Reject {
+            self.answer.clear();
+            if reject::answer(pkt.as_ref(), ip, &mut self.answer) {
+                if self.rejects.allow(now) {
+                    self.stats.rejects_sent.inc();
+                    fx.generated.push(Generated {
+                        side,
+                        frame: self.answer.clone(),
+                    });
+                } else {
+                    self.stats.rejects_rate_limited.inc();
+                }
+            }
+        }
+        (Disposition::Drop(pkt), dec, None)
+    }
+
+    fn count_rule(&self, by: DecidedBy, len: u64) {
+        if let Some(c) = self.policy.counters.get(self.worker) {
+            c.count(by, len);
+        }
+    }
+
+    /// A packet of live flow `id`; `fwd`: the packet's source is the key's `a` end.
+    fn established(
+        &mut self,
+        pkt: H,
+        ip: &IpPacket,
+        id: FlowId,
+        fwd: bool,
+        len: u64,
+        now: u64,
+    ) -> (Disposition<H>, Decision, Option<FlowId>) {
+        let generation = self.policy.generation;
+        if self.flows.get(id).generation != generation {
+            if let Some(dropped) = self.redecide(id) {
+                // A live flow the new policy refuses is dropped, never answered.
+                self.stats.drops[drop_reason(dropped).index()].inc();
+                return (
+                    Disposition::Drop(pkt),
+                    Decision {
+                        verdict: Verdict::Drop,
+                        ..dropped
+                    },
+                    None,
+                );
+            }
+        }
+        let f = self.flows.get_mut(id);
+        f.last_seen = now;
+        f.packets += 1;
+        f.bytes += len;
+        if let L4::Tcp { flags, .. } = ip.l4 {
+            let from_init = fwd == f.init_is_a;
+            f.state = next_tcp_state(f.state, flags, from_init, &mut f.fins, fwd);
+        }
+        let by = f.decided_by;
+        self.count_rule(by, len);
+        let rule = match by {
+            DecidedBy::Rule(i) => Some(i),
+            DecidedBy::Default => None,
+        };
+        (
+            Disposition::Pass(pkt),
+            Decision {
+                verdict: Verdict::Allow,
+                reason: Reason::Established,
+                rule,
+                generation,
+            },
+            Some(id),
+        )
+    }
+
+    /// Decides live flow `id` again under the current policy. Returns the decision if the flow is
+    /// no longer allowed (it is then removed).
+    fn redecide(&mut self, id: FlowId) -> Option<Decision> {
+        let f = self.flows.get(id);
+        let ((src, sport), (dst, dport)) = (f.initiator(), f.responder());
+        let icmp = matches!(f.key.proto, proto::ICMP | proto::ICMPV6);
+        let t = Tuple {
+            side: f.init_side,
+            proto: f.key.proto,
+            src,
+            dst,
+            sport: if icmp { 0 } else { sport },
+            dport: if icmp { 0 } else { dport },
+            icmp_type: f.icmp_type,
+        };
+        let (verdict, rule) = self.decide(&t);
+        self.stats.flows_redecided.inc();
+        if verdict == Verdict::Allow {
+            let generation = self.policy.generation;
+            let f = self.flows.get_mut(id);
+            f.decided_by = decided_by(rule);
+            f.generation = generation;
+            None
+        } else {
+            self.flows.remove(id);
+            Some(self.decision(verdict, rule))
+        }
+    }
+
+    fn icmp_error(
+        &mut self,
+        pkt: H,
+        quoted: Option<IpPacket>,
+        len: u64,
+        now: u64,
+    ) -> (Disposition<H>, Decision, Option<FlowId>) {
+        let timeouts = self.policy.timeouts;
+        let id = quoted.and_then(|q| {
+            let (sport, dport) = match q.l4 {
+                L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
+                L4::Icmp { ident, .. } => (ident, ident),
+                _ => (0, 0),
+            };
+            let (key, _) = FlowKey::new(q.src, q.dst, sport, dport, q.proto);
+            self.flows.lookup(&key, now, &timeouts)
+        });
+        let Some(id) = id else {
+            let (d, dec) = self.drop(pkt, DropReason::IcmpErrorNoFlow);
+            return (d, dec, None);
+        };
+        // A related error passes if the flow does, without refreshing the flow's idle timer.
+        let f = self.flows.get_mut(id);
+        f.packets += 1;
+        f.bytes += len;
+        let by = f.decided_by;
+        self.count_rule(by, len);
+        let rule = match by {
+            DecidedBy::Rule(i) => Some(i),
+            DecidedBy::Default => None,
+        };
+        (
+            Disposition::Pass(pkt),
+            Decision {
+                verdict: Verdict::Allow,
+                reason: Reason::Related,
+                rule,
+                generation: self.policy.generation,
+            },
+            Some(id),
+        )
+    }
+}
+
+/// The drop counter a dropped decision belongs to.
+fn drop_reason(d: Decision) -> DropReason {
+    match d.reason {
+        Reason::Dropped(r) => r,
+        _ if d.rule.is_some() => DropReason::Rule,
+        _ => DropReason::Default,
+    }
+}
+
+/// The TCP state after a packet with `flags`; `from_init` says whether it comes from the
+/// initiator, `from_a` whether from the key's `a` end (FIN bookkeeping).
+fn next_tcp_state(
+    state: FlowState,
+    flags: u8,
+    from_init: bool,
+    fins: &mut u8,
+    from_a: bool,
+) -> FlowState {
+    use tcp::flags::{ACK, FIN, RST, SYN};
+    if flags & RST != 0 {
+        return FlowState::Closed;
+    }
+    if flags & FIN != 0 {
+        *fins |= if from_a { 1 } else { 2 };
+    }
+    match state {
+        FlowState::SynSent if !from_init && flags & (SYN | ACK) == SYN | ACK => {
+            FlowState::SynReceived
+        }
+        FlowState::SynReceived if from_init && flags & (SYN | ACK) == ACK => FlowState::Established,
+        FlowState::SynSent | FlowState::SynReceived => state,
+        _ if *fins == 3 => FlowState::TimeWait,
+        _ if *fins != 0 => FlowState::Closing,
+        other => other,
+    }
+}
