@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build release test lint demo bench clean
+.PHONY: all deps build release test lint demo bench fuzz clean
 
 all: build
 
@@ -30,7 +30,11 @@ demo: release
 
 # The benchmarks of perf/, written to perf/RESULTS.md (several minutes; not part of `make test`).
 bench: release
-	$(CARGO) run -p perf --release -- forward
+	$(CARGO) run -p perf --release -- all
+
+# Long fuzzing runs (FUZZ_SECONDS per target, default 120); `make test` only replays the corpora.
+fuzz: deps
+	./scripts/fuzz
 
 clean:
 	$(CARGO) clean

@@ -66,7 +66,7 @@ impl AsRef<[u8]> for Packet {
 /// The port a packet entered on: inside if its source is in `[network].inside`.
 fn ingress(frame: &[u8], inside: &[config::Cidr]) -> Side {
     let src = match dataplane::packet::parse(frame) {
-        Ok(dataplane::packet::Frame::Ip(ip)) => Some(ip.src),
+        Ok(dataplane::packet::Frame::Ip(ip)) => Some(ip.src_ip()),
         // ARP: the sender's protocol address.
         Ok(dataplane::packet::Frame::Arp) => {
             dataplane::wire::ethernet::parse(frame).ok().and_then(|l2| {

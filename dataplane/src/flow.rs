@@ -6,7 +6,7 @@
 //! and every burst sweeps a few slots (no stop-the-world scan). When every slot is taken, new
 //! flows are refused (`flow_table_full`), never evicting a live one.
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::net::IpAddr;
 
 use crate::side::Side;
@@ -28,21 +28,30 @@ pub struct FlowKey {
     pub v6: bool,
 }
 
-/// Maps an address to the 128-bit form keys use.
+/// Maps an address to the 128-bit form keys use (IPv4 as `::ffff:a.b.c.d`).
 #[inline]
 pub fn addr_bits(ip: IpAddr) -> u128 {
     match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V4(v4) => v4_bits(u32::from(v4)),
         IpAddr::V6(v6) => u128::from(v6),
     }
 }
 
+/// The 128-bit form of an IPv4 address given as a number.
+#[inline(always)]
+pub fn v4_bits(v4: u32) -> u128 {
+    (0xffff_u128 << 32) | u128::from(v4)
+}
+
 /// Back from a key's 128-bit form.
+#[inline]
 pub fn addr_from_bits(bits: u128, v6: bool) -> IpAddr {
-    let v6addr = std::net::Ipv6Addr::from(bits);
-    match v6addr.to_ipv4_mapped() {
-        Some(v4) if !v6 => IpAddr::V4(v4),
-        _ => IpAddr::V6(v6addr),
+    if v6 {
+        IpAddr::V6(std::net::Ipv6Addr::from(bits))
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::from(
+            u32::try_from(bits & 0xffff_ffff).unwrap_or(0),
+        ))
     }
 }
 
@@ -51,8 +60,26 @@ impl FlowKey {
     /// key's `a` end.
     #[inline]
     pub fn new(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, proto: u8) -> (FlowKey, bool) {
-        let (s, d) = (addr_bits(src), addr_bits(dst));
-        let v6 = src.is_ipv6();
+        Self::from_bits(
+            addr_bits(src),
+            addr_bits(dst),
+            src.is_ipv6(),
+            sport,
+            dport,
+            proto,
+        )
+    }
+
+    /// [`FlowKey::new`] from addresses in their 128-bit form.
+    #[inline(always)]
+    pub fn from_bits(
+        s: u128,
+        d: u128,
+        v6: bool,
+        sport: u16,
+        dport: u16,
+        proto: u8,
+    ) -> (FlowKey, bool) {
         if (s, sport) <= (d, dport) {
             (
                 FlowKey {
@@ -252,6 +279,59 @@ impl Flow {
 /// Index of a flow's slot.
 pub type FlowId = u32;
 
+#[inline(always)]
+fn lo64(x: u128) -> u64 {
+    u64::try_from(x & u128::from(u64::MAX)).unwrap_or(0)
+}
+
+#[inline(always)]
+fn hi64(x: u128) -> u64 {
+    u64::try_from(x >> 64).unwrap_or(0)
+}
+
+/// The folded multiply of wyhash and foldhash: the 128-bit product's halves xored.
+#[inline(always)]
+fn folded_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    lo64(p) ^ hi64(p)
+}
+
+/// A keyed hash of flow keys: three folded multiplies over the key's five words, with secret
+/// per-table seeds so that an attacker can not choose flows that collide.
+#[derive(Debug, Clone, Copy)]
+struct KeyHasher {
+    seeds: [u64; 4],
+}
+
+impl KeyHasher {
+    fn new(seed: u64) -> Self {
+        // splitmix64: four well-mixed seeds from one.
+        let mut x = seed;
+        let mut next = || {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        KeyHasher {
+            seeds: [next(), next(), next(), next()],
+        }
+    }
+
+    #[inline(always)]
+    fn hash(&self, k: &FlowKey) -> u64 {
+        let [s0, s1, s2, s3] = self.seeds;
+        let meta = u64::from(k.pa)
+            | (u64::from(k.pb) << 16)
+            | (u64::from(k.proto) << 32)
+            | (u64::from(k.v6) << 40);
+        let x = folded_mul(lo64(k.a) ^ s0, lo64(k.b) ^ s1);
+        let y = folded_mul(hi64(k.a) ^ s2, hi64(k.b) ^ s3);
+        folded_mul(x ^ meta, y ^ s0.rotate_left(23))
+    }
+}
+
 /// Entries per index bucket: one 64-byte cache line of signatures and slot ids.
 const BUCKET_ENTRIES: usize = 8;
 /// A signature of 0 marks a free entry.
@@ -278,7 +358,7 @@ pub struct FlowTable {
     buckets: Vec<Bucket>,
     overflowed: Vec<u64>,
     mask: usize,
-    hasher: foldhash::quality::FixedState,
+    hasher: KeyHasher,
     sweep_cursor: usize,
     len: usize,
 }
@@ -295,6 +375,12 @@ impl std::fmt::Debug for FlowTable {
 /// Why a flow could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableFull;
+
+/// One bit per entry of `sigs` equal to `sig` (one vector compare).
+#[inline(always)]
+fn sig_hits(sigs: &[u32; BUCKET_ENTRIES], sig: u32) -> u32 {
+    cpu::eq_mask_u32x8(sigs, sig)
+}
 
 #[inline]
 fn signature(hash: u64) -> u32 {
@@ -321,7 +407,7 @@ impl FlowTable {
             buckets: vec![Bucket::default(); nbuckets],
             overflowed: vec![0; nbuckets.div_ceil(64)],
             mask: nbuckets - 1,
-            hasher: foldhash::quality::FixedState::with_seed(seed),
+            hasher: KeyHasher::new(seed),
             sweep_cursor: 0,
             len: 0,
         }
@@ -345,7 +431,7 @@ impl FlowTable {
     /// The hash of a key (seeded).
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> u64 {
-        self.hasher.hash_one(key)
+        self.hasher.hash(key)
     }
 
     #[inline]
@@ -362,30 +448,44 @@ impl FlowTable {
     /// First stage of a burst lookup: bring the key's index line into the cache.
     #[inline]
     pub fn prefetch_index(&self, hash: u64) {
-        hint::prefetch(&self.buckets[self.home(hash)]);
+        cpu::prefetch(&self.buckets[self.home(hash)]);
     }
 
-    /// Second stage: bring in the flow slot the index names for this hash (if any).
+    /// Second stage: bring in the flow slot the index names for this hash, or, when the index
+    /// names none (a new flow, most likely), the free slot it would get: the `new`-th next one.
+    /// Returns whether it predicted a new flow.
     #[inline]
-    pub fn prefetch_flow(&self, hash: u64) {
+    pub fn prefetch_flow(&self, hash: u64, new: usize) -> bool {
         let b = &self.buckets[self.home(hash)];
         let sig = signature(hash);
-        if let Some(i) = b.sig.iter().position(|&s| s == sig) {
-            let slot = &self.slots[b.id[i] as usize];
-            hint::prefetch(slot);
-            hint::prefetch(&slot.bytes);
-        }
+        let hits = sig_hits(&b.sig, sig);
+        let slot = if hits != 0 {
+            let i = hits.trailing_zeros() as usize;
+            b.id[i]
+        } else {
+            match self.free.len().checked_sub(new + 1) {
+                Some(i) => self.free[i],
+                None => return true,
+            }
+        };
+        let slot = &self.slots[slot as usize];
+        cpu::prefetch(slot);
+        cpu::prefetch(&slot.bytes);
+        hits == 0
     }
 
     /// Where `key` (with `hash`) is: (bucket, entry).
-    #[inline]
+    #[inline(always)]
     fn find(&self, key: &FlowKey, hash: u64) -> Option<(usize, usize)> {
         let sig = signature(hash);
         let mut b = self.home(hash);
         for _ in 0..self.buckets.len() {
             let bucket = &self.buckets[b];
-            for e in 0..BUCKET_ENTRIES {
-                if bucket.sig[e] == sig && self.slots[bucket.id[e] as usize].key == *key {
+            let mut hits = sig_hits(&bucket.sig, sig);
+            while hits != 0 {
+                let e = hits.trailing_zeros() as usize;
+                hits &= hits - 1;
+                if self.slots[bucket.id[e] as usize].key == *key {
                     return Some((b, e));
                 }
             }
@@ -405,7 +505,7 @@ impl FlowTable {
     }
 
     /// [`FlowTable::lookup`] with the key's hash already computed.
-    #[inline]
+    #[inline(always)]
     pub fn lookup_hashed(
         &mut self,
         key: &FlowKey,
@@ -443,16 +543,31 @@ impl FlowTable {
         state: FlowState,
         now: u64,
     ) -> Result<FlowId, TableFull> {
+        let hash = self.hash(&key);
+        self.insert_hashed(key, hash, init_is_a, init_side, state, now)
+    }
+
+    /// [`FlowTable::insert`] with the key's hash already computed.
+    #[inline]
+    pub fn insert_hashed(
+        &mut self,
+        key: FlowKey,
+        hash: u64,
+        init_is_a: bool,
+        init_side: Side,
+        state: FlowState,
+        now: u64,
+    ) -> Result<FlowId, TableFull> {
         let Some(&id) = self.free.last() else {
             return Err(TableFull);
         };
-        let hash = self.hash(&key);
         let sig = signature(hash);
         let mut b = self.home(hash);
         // There is always a free entry: the index has room for twice the slots.
         let e = loop {
-            if let Some(e) = self.buckets[b].sig.iter().position(|&s| s == EMPTY) {
-                break e;
+            let free = sig_hits(&self.buckets[b].sig, EMPTY);
+            if free != 0 {
+                break free.trailing_zeros() as usize;
             }
             self.overflowed[b / 64] |= 1 << (b % 64);
             b = (b + 1) & self.mask;

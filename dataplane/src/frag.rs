@@ -8,11 +8,10 @@
 //! Nothing is reassembled.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 
 use std::collections::HashMap;
 
-use crate::flow::{FlowId, addr_bits};
+use crate::flow::FlowId;
 
 /// Most later fragments held for one datagram while its first fragment is missing.
 pub const MAX_HELD_PER_DATAGRAM: usize = 64;
@@ -29,11 +28,11 @@ pub struct DatagramKey {
 }
 
 impl DatagramKey {
-    /// The key of a fragment.
-    pub fn new(src: IpAddr, dst: IpAddr, proto: u8, ident: u32) -> Self {
+    /// The key of a fragment, addresses in their 128-bit form ([`crate::flow::addr_bits`]).
+    pub fn new(src: u128, dst: u128, proto: u8, ident: u32) -> Self {
         DatagramKey {
-            src: addr_bits(src),
-            dst: addr_bits(dst),
+            src,
+            dst,
             ident,
             proto,
         }
@@ -196,12 +195,7 @@ mod tests {
     use super::*;
 
     fn key(id: u32) -> DatagramKey {
-        DatagramKey::new(
-            "10.0.0.2".parse().unwrap(),
-            "192.0.2.10".parse().unwrap(),
-            17,
-            id,
-        )
+        DatagramKey::new(1, 2, 17, id)
     }
 
     fn v(d: u8) -> FirstVerdict<u8> {

@@ -16,7 +16,7 @@ pub fn parse(data: &[u8]) {
             assert!(usize::from(ip.l3_offset) < data.len());
             assert!(usize::from(ip.ip_end) <= data.len());
             assert!(ip.l3_offset < ip.ip_end);
-            assert_eq!(ip.src.is_ipv4(), ip.dst.is_ipv4());
+            assert_eq!(ip.src_ip().is_ipv4(), ip.dst_ip().is_ipv4());
             if ip.frag.is_none_or(|f| f.is_first()) {
                 assert!(usize::from(ip.l4_offset) <= usize::from(ip.ip_end));
             }
@@ -78,11 +78,20 @@ action = "allow"
 /// packet), then the frame. Checks that every packet gets exactly one fate and that the fate
 /// agrees with the verdict.
 pub fn pipeline(data: &[u8]) {
-    let cfg = config::parse(POLICY, "fuzz.toml").expect("the fuzz policy is valid");
-    let policy = Arc::new(Policy::compile(&cfg, 1, 1));
+    // Compiled once per process: the policy is not what is being fuzzed.
+    static COMPILED: std::sync::OnceLock<(config::Config, Arc<Policy>)> =
+        std::sync::OnceLock::new();
+    let (cfg, policy) = COMPILED.get_or_init(|| {
+        let cfg = config::parse(POLICY, "fuzz.toml").expect("the fuzz policy is valid");
+        let policy = Arc::new(Policy::compile(&cfg, 1, 1));
+        (cfg, policy)
+    });
     let stats = Arc::new(PipelineStats::default());
-    let mut p: Pipeline<Vec<u8>> =
-        Pipeline::new(PipelineConfig::from_config(&cfg, 0, 7), policy, stats);
+    let mut p: Pipeline<Vec<u8>> = Pipeline::new(
+        PipelineConfig::from_config(cfg, 0, 7),
+        Arc::clone(policy),
+        stats,
+    );
     let mut fx = Effects::default();
     let (mut now, mut rest, mut held, mut fed) = (0u64, data, 0usize, 0usize);
     let mut burst = Vec::new();

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use crate::drop::DropReason;
+use crate::flow::{addr_from_bits, v4_bits};
 use crate::wire::{Malformed, ethernet, icmp, ipv4, ipv6, tcp, udp};
 
 /// IP protocol numbers.
@@ -94,10 +95,12 @@ pub struct IpPacket {
     pub l3_offset: u16,
     /// Offset just past the IP packet (Ethernet padding excluded).
     pub ip_end: u16,
-    /// Source address.
-    pub src: IpAddr,
-    /// Destination address.
-    pub dst: IpAddr,
+    /// Source address, IPv4 as an IPv4-mapped IPv6 address (see [`crate::flow::addr_bits`]).
+    pub src: u128,
+    /// Destination address, likewise.
+    pub dst: u128,
+    /// IPv6 (the addresses are IPv6 addresses, even IPv4-mapped looking ones).
+    pub v6: bool,
     /// The upper-layer protocol (after IPv6 extension headers).
     pub proto: u8,
     /// Set when the packet is a fragment.
@@ -110,8 +113,19 @@ pub struct IpPacket {
 
 impl IpPacket {
     /// Whether this is IPv6.
+    #[inline]
     pub fn is_v6(&self) -> bool {
-        self.src.is_ipv6()
+        self.v6
+    }
+
+    /// The source address.
+    pub fn src_ip(&self) -> IpAddr {
+        addr_from_bits(self.src, self.v6)
+    }
+
+    /// The destination address.
+    pub fn dst_ip(&self) -> IpAddr {
+        addr_from_bits(self.dst, self.v6)
     }
 
     /// Bytes of the IP packet (header included).
@@ -125,7 +139,90 @@ fn off(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
 }
 
+/// The commonest packet, read by the fast path: untagged IPv4 (no options) or IPv6 (no extension
+/// headers), not fragmented, TCP or UDP, every length consistent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fast {
+    /// Source address (128-bit form).
+    pub src: u128,
+    /// Destination address (128-bit form).
+    pub dst: u128,
+    /// IPv6.
+    pub v6: bool,
+    /// TCP or UDP.
+    pub proto: u8,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// TCP flags (0 for UDP).
+    pub tcp_flags: u8,
+}
+
+/// Reads `frame` if it is a [`Fast`] packet. For every frame it accepts, [`parse`] agrees: an
+/// IP packet with the same addresses, protocol, ports and flags, not a fragment.
+#[inline(always)]
+pub fn parse_fast(frame: &[u8]) -> Option<Fast> {
+    let et = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let ip = frame.get(ethernet::HEADER_LEN..)?;
+    let (src, dst, v6, proto, l4) = match et {
+        ethernet::ethertype::IPV4 => {
+            let h: &[u8; 20] = ip.get(..20)?.try_into().ok()?;
+            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+            // Version 4, no options; not a fragment (MF clear, offset 0).
+            if h[0] != 0x45 || h[6] & 0x3f != 0 || h[7] != 0 || total < 20 {
+                return None;
+            }
+            let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+            let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+            (v4_bits(src), v4_bits(dst), false, h[9], ip.get(20..total)?)
+        }
+        ethernet::ethertype::IPV6 => {
+            let h: &[u8; 40] = ip.get(..40)?.try_into().ok()?;
+            if h[0] >> 4 != 6 {
+                return None;
+            }
+            let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
+            let src = u128::from_be_bytes(h[8..24].try_into().ok()?);
+            let dst = u128::from_be_bytes(h[24..40].try_into().ok()?);
+            (src, dst, true, h[6], ip.get(40..40 + plen)?)
+        }
+        _ => return None,
+    };
+    let (sport, dport) = (
+        u16::from_be_bytes([*l4.first()?, *l4.get(1)?]),
+        u16::from_be_bytes([*l4.get(2)?, *l4.get(3)?]),
+    );
+    let tcp_flags = match proto {
+        proto::TCP => {
+            let doff = usize::from(*l4.get(12)? >> 4) * 4;
+            if l4.len() < tcp::HEADER_LEN || doff < tcp::HEADER_LEN || doff > l4.len() {
+                return None;
+            }
+            l4[13]
+        }
+        proto::UDP => {
+            let ulen = usize::from(u16::from_be_bytes([*l4.get(4)?, *l4.get(5)?]));
+            if ulen < udp::HEADER_LEN || ulen > l4.len() {
+                return None;
+            }
+            0
+        }
+        _ => return None,
+    };
+    Some(Fast {
+        src,
+        dst,
+        v6,
+        proto,
+        sport,
+        dport,
+        tcp_flags,
+    })
+}
+
 /// Parses a frame.
+#[inline(always)]
 pub fn parse(frame: &[u8]) -> Result<Frame, DropReason> {
     if frame.len() > usize::from(u16::MAX) {
         return Err(DropReason::Truncated);
@@ -141,6 +238,7 @@ pub fn parse(frame: &[u8]) -> Result<Frame, DropReason> {
 }
 
 /// Parses an IPv4 packet that starts at `l3_offset` of its frame.
+#[inline(always)]
 pub fn parse_ipv4(b: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason> {
     let p = ipv4::Packet::new_checked(b)?;
     let hl = p.header_len();
@@ -154,8 +252,9 @@ pub fn parse_ipv4(b: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason> {
     Ok(IpPacket {
         l3_offset: off(l3_offset),
         ip_end: off(l3_offset + usize::from(p.total_len())),
-        src: IpAddr::V4(p.src()),
-        dst: IpAddr::V4(p.dst()),
+        src: v4_bits(p.src_bits()),
+        dst: v4_bits(p.dst_bits()),
+        v6: false,
         proto,
         frag,
         l4_offset: off(l3_offset + hl),
@@ -164,6 +263,7 @@ pub fn parse_ipv4(b: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason> {
 }
 
 /// Parses an IPv6 packet that starts at `l3_offset` of its frame.
+#[inline(always)]
 pub fn parse_ipv6(b: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason> {
     let p = ipv6::Packet::new_checked(b)?;
     let payload = p.payload();
@@ -184,8 +284,9 @@ pub fn parse_ipv6(b: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason> {
     Ok(IpPacket {
         l3_offset: off(l3_offset),
         ip_end: off(l3_offset + ipv6::HEADER_LEN + payload.len()),
-        src: IpAddr::V6(p.src()),
-        dst: IpAddr::V6(p.dst()),
+        src: p.src_bits(),
+        dst: p.dst_bits(),
+        v6: true,
         proto: chain.protocol,
         frag,
         l4_offset: off(l3_offset + ipv6::HEADER_LEN + chain.upper_offset),
@@ -195,6 +296,7 @@ pub fn parse_ipv6(b: &[u8], l3_offset: usize) -> Result<IpPacket, DropReason> {
 
 /// Parses the transport header in `b` (this fragment's share of the datagram). Returns the
 /// summary and the transport header's length.
+#[inline(always)]
 fn parse_l4(
     proto: u8,
     b: &[u8],
@@ -284,7 +386,7 @@ pub fn quoted(frame: &[u8], p: &IpPacket) -> Option<IpPacket> {
     let end = usize::from(p.ip_end);
     let q = frame.get(start..end)?;
     let version = q.first()? >> 4;
-    let (src, dst, proto, upper): (IpAddr, IpAddr, u8, &[u8]) = match (version, p.is_v6()) {
+    let (src, dst, proto, upper): (u128, u128, u8, &[u8]) = match (version, p.is_v6()) {
         (4, false) => {
             if q.len() < ipv4::HEADER_LEN {
                 return None;
@@ -298,8 +400,8 @@ pub fn quoted(frame: &[u8], p: &IpPacket) -> Option<IpPacket> {
                 return None; // a later fragment carries no ports to find the flow by
             }
             (
-                IpAddr::V4(h.src()),
-                IpAddr::V4(h.dst()),
+                v4_bits(h.src_bits()),
+                v4_bits(h.dst_bits()),
                 h.protocol(),
                 &q[hl..],
             )
@@ -315,8 +417,8 @@ pub fn quoted(frame: &[u8], p: &IpPacket) -> Option<IpPacket> {
                 return None;
             }
             (
-                IpAddr::V6(h.src()),
-                IpAddr::V6(h.dst()),
+                h.src_bits(),
+                h.dst_bits(),
                 chain.protocol,
                 &rest[chain.upper_offset..],
             )
@@ -352,6 +454,7 @@ pub fn quoted(frame: &[u8], p: &IpPacket) -> Option<IpPacket> {
         ip_end: off(end),
         src,
         dst,
+        v6: p.v6,
         proto,
         frag: None,
         l4_offset: 0,

@@ -23,7 +23,7 @@ use crate::verdict::{Decision, Reason, Verdict};
 use crate::wire::{icmp, tcp};
 
 /// Flow slots examined per [`Pipeline::maintain`] call.
-pub const SWEEP_BUDGET: usize = 64;
+pub const SWEEP_BUDGET: usize = 8;
 
 /// A worker's pipeline counters (written by that worker only).
 #[derive(Debug, Default)]
@@ -142,7 +142,19 @@ pub struct Pipeline<H> {
     rejects: RateLimit,
     stats: Arc<PipelineStats>,
     answer: Vec<u8>,
-    staged: Vec<(H, Result<Frame, DropReason>, Option<Probe>)>,
+    /// A burst's packets between stages...
+    staged: Vec<H>,
+    /// ...and what stage 1 found out about them (read in place by stage 3, not moved).
+    staged_meta: Vec<Staged>,
+}
+
+/// What stage 1 of a burst found out about a packet.
+#[derive(Debug)]
+enum Staged {
+    /// The commonest packet, with its flow key: stage 3 tries the fast path first.
+    Fast(packet::Fast, Probe),
+    /// Anything else, fully parsed.
+    Full(Result<Frame, DropReason>, Option<Probe>),
 }
 
 /// A packet's flow key and its hash, computed once per packet.
@@ -177,6 +189,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             stats,
             answer: Vec::with_capacity(2048),
             staged: Vec::new(),
+            staged_meta: Vec::new(),
         }
     }
 
@@ -255,7 +268,11 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         fx: &mut Effects<H>,
     ) -> (Disposition<H>, Decision) {
         let parsed = packet::parse(pkt.as_ref());
-        self.process_parsed(pkt, parsed, None, side, now, fx)
+        let probe = match &parsed {
+            Ok(Frame::Ip(ip)) => self.probe(ip),
+            _ => None,
+        };
+        self.process_parsed(pkt, &parsed, probe.as_ref(), side, now, fx)
     }
 
     /// Decides a burst of packets that entered on `side`, in order, handing each packet's fate
@@ -274,38 +291,68 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         F: FnMut(Disposition<H>, Decision),
     {
         let mut staged = std::mem::take(&mut self.staged);
+        let mut meta = std::mem::take(&mut self.staged_meta);
         staged.clear();
-        // Stage 1: parse, hash, and prefetch the flow index line.
+        meta.clear();
+        // Stage 1: parse, make the flow key and its hash, prefetch the flow index line.
         for pkt in pkts {
-            let parsed = packet::parse(pkt.as_ref());
-            let probe = match &parsed {
-                Ok(Frame::Ip(ip)) if ip.frag.is_none_or(|f| f.is_first()) => self.probe(ip),
-                _ => None,
+            let bytes = pkt.as_ref();
+            let staged_meta = if let Some(f) = packet::parse_fast(bytes) {
+                let (key, fwd) = FlowKey::from_bits(f.src, f.dst, f.v6, f.sport, f.dport, f.proto);
+                let hash = self.flows.hash(&key);
+                Staged::Fast(f, Probe { key, fwd, hash })
+            } else {
+                let parsed = packet::parse(bytes);
+                let probe = match &parsed {
+                    Ok(Frame::Ip(ip)) => self.probe(ip),
+                    _ => None,
+                };
+                Staged::Full(parsed, probe)
             };
-            if let Some(p) = &probe {
+            if let Staged::Fast(_, p) | Staged::Full(_, Some(p)) = &staged_meta {
                 self.flows.prefetch_index(p.hash);
             }
-            staged.push((pkt, parsed, probe));
+            staged.push(pkt);
+            meta.push(staged_meta);
         }
-        // Stage 2: prefetch the flow slots the index names.
-        for (_, _, probe) in &staged {
-            if let Some(p) = probe {
-                self.flows.prefetch_flow(p.hash);
+        // Stage 2: prefetch the flow slots the index names (or the free slots new flows will
+        // take).
+        let mut new = 0;
+        for m in &meta {
+            if let Staged::Fast(_, p) | Staged::Full(_, Some(p)) = m {
+                new += usize::from(self.flows.prefetch_flow(p.hash, new));
             }
         }
-        // Stage 3: decide, in order.
-        for (pkt, parsed, probe) in staged.drain(..) {
-            let (disp, decision) = self.process_parsed(pkt, parsed, probe, side, now, fx);
+        // Stage 3: decide, in order (the stage 1 results are read in place, not moved).
+        for (pkt, m) in staged.drain(..).zip(meta.iter()) {
+            let (disp, decision) = match m {
+                Staged::Fast(f, probe) => {
+                    let len = pkt.as_ref().len() as u64;
+                    match self.fast_established(f, probe, len, now) {
+                        Some(d) => (Disposition::Pass(pkt), d),
+                        None => {
+                            // Not an established flow's ordinary packet: the general path.
+                            let parsed = packet::parse(pkt.as_ref());
+                            self.process_parsed(pkt, &parsed, Some(probe), side, now, fx)
+                        }
+                    }
+                }
+                Staged::Full(parsed, probe) => {
+                    self.process_parsed(pkt, parsed, probe.as_ref(), side, now, fx)
+                }
+            };
             sink(disp, decision);
         }
         self.staged = staged;
+        self.staged_meta = meta;
     }
 
+    #[inline(always)]
     fn process_parsed(
         &mut self,
         pkt: H,
-        parsed: Result<Frame, DropReason>,
-        probe: Option<Probe>,
+        parsed: &Result<Frame, DropReason>,
+        probe: Option<&Probe>,
         side: Side,
         now: u64,
         fx: &mut Effects<H>,
@@ -313,7 +360,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         let ip = match parsed {
             Ok(Frame::Ip(ip)) => ip,
             Ok(Frame::Arp) => return self.bridge(pkt, false),
-            Err(reason) => return self.drop(pkt, reason),
+            Err(reason) => return self.drop(pkt, *reason),
         };
         if let L4::Icmp { ty, .. } = ip.l4 {
             if ip.proto == proto::ICMPV6 && icmp::v6::is_neighbour_discovery(ty) {
@@ -328,15 +375,13 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             Some(f) => {
                 let key = DatagramKey::new(ip.src, ip.dst, ip.proto, f.ident);
                 let len = pkt.as_ref().len() as u64;
-                let probe = probe.or_else(|| self.probe(&ip));
-                let (disp, decision, flow) = self.classify(pkt, side, &ip, probe, len, now, fx);
+                let (disp, decision, flow) = self.classify(pkt, side, ip, probe, len, now, fx);
                 self.first_fragment(key, decision, flow, now, fx);
                 (disp, decision)
             }
             None => {
                 let len = pkt.as_ref().len() as u64;
-                let probe = probe.or_else(|| self.probe(&ip));
-                let (disp, decision, _) = self.classify(pkt, side, &ip, probe, len, now, fx);
+                let (disp, decision, _) = self.classify(pkt, side, ip, probe, len, now, fx);
                 (disp, decision)
             }
         }
@@ -417,8 +462,9 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     }
 
     /// The flow key of a packet that belongs to a flow of its own (TCP, UDP, ICMP echo, other
-    /// protocols), with its hash; `None` for ICMP errors and other ICMP messages.
-    #[inline]
+    /// protocols; first fragments included), with its hash; `None` for later fragments, ICMP
+    /// errors and other ICMP messages.
+    #[inline(always)]
     pub fn probe(&self, ip: &IpPacket) -> Option<Probe> {
         let (sport, dport) = match ip.l4 {
             L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
@@ -436,7 +482,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             L4::Other => (0, 0),
             L4::Fragment => return None,
         };
-        let (key, fwd) = FlowKey::new(ip.src, ip.dst, sport, dport, ip.proto);
+        let (key, fwd) = FlowKey::from_bits(ip.src, ip.dst, ip.v6, sport, dport, ip.proto);
         Some(Probe {
             key,
             fwd,
@@ -446,12 +492,13 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
 
     /// Flow lookup and, for a packet that may open a flow, the rules.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn classify(
         &mut self,
         pkt: H,
         side: Side,
         ip: &IpPacket,
-        probe: Option<Probe>,
+        probe: Option<&Probe>,
         len: u64,
         now: u64,
         fx: &mut Effects<H>,
@@ -476,10 +523,9 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 }
             };
         };
-        let timeouts = self.policy.timeouts;
         let found = self
             .flows
-            .lookup_hashed(&probe.key, probe.hash, now, &timeouts);
+            .lookup_hashed(&probe.key, probe.hash, now, &self.policy.timeouts);
         let state = match ip.l4 {
             L4::Tcp { flags, .. } => {
                 if let Some(id) = found {
@@ -519,15 +565,15 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 FlowState::Active
             }
         };
-        self.new_flow(pkt, side, ip, (probe.key, probe.fwd), state, len, now, fx)
+        self.new_flow(pkt, side, ip, probe, state, len, now, fx)
     }
 
     fn tuple(&self, side: Side, ip: &IpPacket, sport: u16, dport: u16, icmp_type: u8) -> Tuple {
         Tuple {
             side,
             proto: ip.proto,
-            src: ip.src,
-            dst: ip.dst,
+            src: ip.src_ip(),
+            dst: ip.dst_ip(),
             sport,
             dport,
             icmp_type,
@@ -548,6 +594,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         }
     }
 
+    #[inline(always)]
     fn decision(&self, verdict: Verdict, rule: Option<u32>) -> Decision {
         Decision {
             verdict,
@@ -567,7 +614,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         pkt: H,
         side: Side,
         ip: &IpPacket,
-        (key, fwd): (FlowKey, bool),
+        probe: &Probe,
         state: FlowState,
         len: u64,
         now: u64,
@@ -583,7 +630,10 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         if verdict != Verdict::Allow {
             return self.apply_stateless(pkt, ip, side, verdict, rule, len, now, fx);
         }
-        let Ok(id) = self.flows.insert(key, fwd, side, state, now) else {
+        let Ok(id) = self
+            .flows
+            .insert_hashed(probe.key, probe.hash, probe.fwd, side, state, now)
+        else {
             let (d, dec) = self.drop(pkt, DropReason::FlowTableFull);
             return (d, dec, None);
         };
@@ -640,13 +690,54 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         (Disposition::Drop(pkt), dec, None)
     }
 
+    #[inline(always)]
     fn count_rule(&self, by: DecidedBy, len: u64) {
         if let Some(c) = self.policy.counters.get(self.worker) {
             c.count(by, len);
         }
     }
 
+    /// The fast path: an ordinary packet (no SYN, FIN or RST) of an established flow decided
+    /// under the current policy. Returns `None` for anything else, which the general path then
+    /// decides; where it returns a decision it is the one the general path would have made.
+    #[inline(always)]
+    fn fast_established(
+        &mut self,
+        f: &packet::Fast,
+        probe: &Probe,
+        len: u64,
+        now: u64,
+    ) -> Option<Decision> {
+        use tcp::flags::{FIN, RST, SYN};
+        let generation = self.policy.generation;
+        let id = self
+            .flows
+            .lookup_hashed(&probe.key, probe.hash, now, &self.policy.timeouts)?;
+        let flow = self.flows.get_mut(id);
+        if flow.generation != generation
+            || (f.proto == proto::TCP
+                && (f.tcp_flags & (SYN | FIN | RST) != 0 || flow.state != FlowState::Established))
+        {
+            return None;
+        }
+        flow.last_seen = now;
+        flow.packets += 1;
+        flow.bytes += len;
+        let by = flow.decided_by;
+        self.count_rule(by, len);
+        Some(Decision {
+            verdict: Verdict::Allow,
+            reason: Reason::Established,
+            rule: match by {
+                DecidedBy::Rule(i) => Some(i),
+                DecidedBy::Default => None,
+            },
+            generation,
+        })
+    }
+
     /// A packet of live flow `id`; `fwd`: the packet's source is the key's `a` end.
+    #[inline(always)]
     fn established(
         &mut self,
         pkt: H,
@@ -740,7 +831,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 L4::Icmp { ident, .. } => (ident, ident),
                 _ => (0, 0),
             };
-            let (key, _) = FlowKey::new(q.src, q.dst, sport, dport, q.proto);
+            let (key, _) = FlowKey::from_bits(q.src, q.dst, q.v6, sport, dport, q.proto);
             self.flows.lookup(&key, now, &timeouts)
         });
         let Some(id) = id else {

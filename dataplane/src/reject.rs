@@ -27,7 +27,8 @@ fn is_unicast(ip: IpAddr) -> bool {
 /// Writes the answer to the rejected packet `p` (parsed from `frame`) into `out`; returns
 /// `false` (and writes nothing) when the packet must not be answered.
 pub fn answer(frame: &[u8], p: &IpPacket, out: &mut Vec<u8>) -> bool {
-    if !is_unicast(p.src) || !is_unicast(p.dst) || p.frag.is_some_and(|f| !f.is_first()) {
+    let (src, dst) = (p.src_ip(), p.dst_ip());
+    if !is_unicast(src) || !is_unicast(dst) || p.frag.is_some_and(|f| !f.is_first()) {
         return false;
     }
     match p.l4 {
@@ -67,7 +68,7 @@ pub fn answer(frame: &[u8], p: &IpPacket, out: &mut Vec<u8>) -> bool {
                 }
             };
             emit_l2_l3(frame, p, proto::TCP, tcp::HEADER_LEN, out);
-            rst.emit(p.dst, p.src, out);
+            rst.emit(dst, src, out);
             true
         }
         L4::Icmp { ty, .. }
@@ -98,7 +99,7 @@ pub fn answer(frame: &[u8], p: &IpPacket, out: &mut Vec<u8>) -> bool {
                 quoted: &ip[..ip.len().min(quote)],
             };
             emit_l2_l3(frame, p, l4proto, e.len(), out);
-            e.emit(p.is_v6().then_some((p.dst, p.src)), out);
+            e.emit(p.is_v6().then_some((dst, src)), out);
             true
         }
     }
@@ -106,7 +107,7 @@ pub fn answer(frame: &[u8], p: &IpPacket, out: &mut Vec<u8>) -> bool {
 
 /// The reply's link and network headers, from the destination back to the source.
 fn emit_l2_l3(frame: &[u8], p: &IpPacket, l4proto: u8, l4_len: usize, out: &mut Vec<u8>) {
-    match (p.dst, p.src) {
+    match (p.dst_ip(), p.src_ip()) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
             ethernet::emit_reply(
                 frame,

@@ -333,6 +333,7 @@ fn main() -> Result<()> {
             results::write_section(
                 "forward",
                 "Bare forwarding floor",
+                "forward",
                 &format!("{table}{footer}"),
             )?;
         }
@@ -357,8 +358,8 @@ fn main() -> Result<()> {
         Some(floor),
     );
 
+    let mut targets = String::from("\nTargets (issue 3) against this run:\n\n");
     if matches!(args.bench, Bench::Established | Bench::All) {
-        let mut ratio_table = Vec::new();
         for flows in [1_000u32, 100_000, 1_000_000] {
             let cfg = config_with(
                 flows as usize + 4096,
@@ -400,7 +401,13 @@ fn main() -> Result<()> {
                 fig,
                 Some(floor),
             );
-            ratio_table.push(fig);
+            if flows == 100_000 {
+                let above = fig.cpp - floor.cpp;
+                targets.push_str(&format!(
+                    "- established path at 100k flows at most 60 cycles above the floor: {above:.0} ({})\n",
+                    if above <= 60.0 { "met" } else { "not met" }
+                ));
+            }
         }
     }
 
@@ -452,11 +459,22 @@ fn main() -> Result<()> {
                 fig,
                 Some(floor),
             );
+            if rules == 10_000 {
+                let above = fig.cpp - floor.cpp;
+                targets.push_str(&format!(
+                    "- new flows with 10k rules at most 350 cycles above the floor: {above:.0} ({})\n",
+                    if above <= 350.0 { "met" } else { "not met" }
+                ));
+            }
             per_rules.push((rules, fig, policy.matcher.memory_bytes()));
         }
         if let [(_, a, _), .., (_, c, _)] = per_rules.as_slice() {
             let ratio = (c.cpp - floor.cpp) / (a.cpp - floor.cpp);
             println!("10k rules cost {ratio:.2}x 100 rules above the floor");
+            targets.push_str(&format!(
+                "- 10k rules at most 2x the cost of 100 rules: {ratio:.2}x ({})\n",
+                if ratio <= 2.0 { "met" } else { "not met" }
+            ));
             table.push_str(&format!(
                 "\n10k rules cost {ratio:.2}x what 100 rules cost above the floor ({:.2}x in total cycles). Matcher memory: {}.\n",
                 c.cpp / a.cpp,
@@ -470,10 +488,16 @@ fn main() -> Result<()> {
     }
 
     if !args.no_write {
+        let command = match args.bench {
+            Bench::Established => "established",
+            Bench::Newflows => "newflows",
+            _ => "all",
+        };
         results::write_section(
-            "pipeline",
+            &format!("pipeline-{command}"),
             "Pipeline: established flows and new flows",
-            &format!("{table}{footer}"),
+            command,
+            &format!("{table}{targets}{footer}"),
         )?;
     }
     Ok(())

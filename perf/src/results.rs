@@ -30,7 +30,7 @@ pub fn cpu_count() -> usize {
 }
 
 /// Replaces (or appends) the section `key` of RESULTS.md with `body`, stamped with the CPU model.
-pub fn write_section(key: &str, title: &str, body: &str) -> Result<()> {
+pub fn write_section(key: &str, title: &str, command: &str, body: &str) -> Result<()> {
     let path = results_path();
     let old = fs::read_to_string(&path).unwrap_or_else(|_| {
         "# ferrowall benchmark results\n\nWritten by `cargo run -p perf --release -- <bench>`; each section is replaced when its benchmark runs again. Cycles are TSC cycles of the worker core.\n".to_owned()
@@ -40,7 +40,7 @@ pub fn write_section(key: &str, title: &str, body: &str) -> Result<()> {
         format!("<!-- {key}:end -->"),
     );
     let section = format!(
-        "{start}\n## {title}\n\nCPU: {} ({} logical CPUs). Run with `cargo run -p perf --release -- {key}`.\n\n{body}{end}",
+        "{start}\n## {title}\n\nCPU: {} ({} logical CPUs). Run with `cargo run -p perf --release -- {command}`.\n\n{body}{end}",
         cpu_model(),
         cpu_count(),
     );

@@ -102,6 +102,7 @@ fn is_tag(tpid: u16) -> bool {
 }
 
 /// Walks the Ethernet header and up to [`MAX_TAGS`] VLAN tags.
+#[inline(always)]
 pub fn parse(frame: &[u8]) -> Result<L2, Malformed> {
     let f = Frame::new_checked(frame)?;
     let mut et = f.ethertype();

@@ -123,6 +123,18 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ipv4Addr::from(array::<4>(self.buffer.as_ref(), field::DST))
     }
 
+    /// Source address as a number.
+    #[inline]
+    pub fn src_bits(&self) -> u32 {
+        super::be32(self.buffer.as_ref(), field::SRC)
+    }
+
+    /// Destination address as a number.
+    #[inline]
+    pub fn dst_bits(&self) -> u32 {
+        super::be32(self.buffer.as_ref(), field::DST)
+    }
+
     /// The payload, up to the total length (Ethernet padding excluded).
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]

@@ -107,6 +107,18 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ipv6Addr::from(array::<16>(self.buffer.as_ref(), field::DST))
     }
 
+    /// Source address as a number.
+    #[inline]
+    pub fn src_bits(&self) -> u128 {
+        u128::from_be_bytes(array::<16>(self.buffer.as_ref(), field::SRC))
+    }
+
+    /// Destination address as a number.
+    #[inline]
+    pub fn dst_bits(&self) -> u128 {
+        u128::from_be_bytes(array::<16>(self.buffer.as_ref(), field::DST))
+    }
+
     /// Everything after the fixed header, up to the payload length.
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..HEADER_LEN + usize::from(self.payload_len())]

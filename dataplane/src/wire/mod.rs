@@ -40,22 +40,24 @@ pub enum Malformed {
     FragmentTooSmall,
 }
 
-/// Reads a big-endian u16 at `at`; the caller checked the bounds.
+/// Reads a big-endian u16 at `at` (0 past the end: callers check lengths first, and a view's
+/// accessors must not panic).
 #[inline(always)]
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    u16::from_be_bytes(array(b, at))
 }
 
-/// Reads a big-endian u32 at `at`; the caller checked the bounds.
+/// Reads a big-endian u32 at `at` (0 past the end).
 #[inline(always)]
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from_be_bytes(array(b, at))
 }
 
-/// Copies `N` bytes at `at`; the caller checked the bounds.
+/// Copies `N` bytes at `at` (zeros past the end). One bounds check for the whole read.
 #[inline(always)]
 pub(crate) fn array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&b[at..at + N]);
-    out
+    match b.get(at..at.wrapping_add(N)) {
+        Some(s) => s.try_into().unwrap_or([0; N]),
+        None => [0; N],
+    }
 }
