@@ -2,5 +2,7 @@
 //! `ferrowall` command line. Only the `ferrowall` binary uses this crate.
 
 pub mod cli;
+mod controller;
+mod fqdn;
 mod replay;
 mod run;

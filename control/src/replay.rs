@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use dataplane::fqdn::{AnswerResult, Learner, LearnerStats, Limits};
 use dataplane::pcap::{Link, Reader, Resolution, Writer};
 use dataplane::pipeline::{Disposition, Effects, Released};
 use dataplane::{Decision, Pipeline, PipelineConfig, PipelineStats, Policy, Side, Verdict};
@@ -153,7 +154,14 @@ fn json_str(s: Option<&str>) -> String {
 
 /// One verdict log line, keys in the order of CONTRACT.md. `ts` is written as a decimal number
 /// with the capture's precision (a float would lose nanoseconds).
-fn log_line(index: u64, ts: &str, side: Side, d: &Decision, policies: &[Arc<Policy>]) -> String {
+fn log_line(
+    index: u64,
+    ts: &str,
+    side: Side,
+    d: &Decision,
+    policies: &[Arc<Policy>],
+    fqdn: Option<&str>,
+) -> String {
     let policy = usize::try_from(d.generation.saturating_sub(1))
         .ok()
         .and_then(|g| policies.get(g));
@@ -167,11 +175,12 @@ fn log_line(index: u64, ts: &str, side: Side, d: &Decision, policies: &[Arc<Poli
         .map(|x| format!(",\"detail\":\"{x}\""))
         .unwrap_or_default();
     format!(
-        "{{\"index\":{index},\"ts\":{ts},\"ingress\":\"{}\",\"verdict\":\"{}\",\"rule\":{},\"reason\":\"{}\"{detail},\"fqdn\":null,\"name\":null}}",
+        "{{\"index\":{index},\"ts\":{ts},\"ingress\":\"{}\",\"verdict\":\"{}\",\"rule\":{},\"reason\":\"{}\"{detail},\"fqdn\":{},\"name\":null}}",
         side.as_str(),
         d.verdict.as_str(),
         json_str(rule),
         d.reason.as_str(),
+        json_str(fqdn),
     )
 }
 
@@ -179,6 +188,145 @@ fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
     Ok(BufWriter::new(
         File::create(path).with_context(|| format!("creating {}", path.display()))?,
     ))
+}
+
+/// The state of one replay.
+struct Replay {
+    link: Link,
+    res: Resolution,
+    inside: Vec<config::Cidr>,
+    pipeline: Pipeline<Packet>,
+    learner: Learner,
+    fx: Effects<Packet>,
+    /// Every policy used so far, by generation - 1: log lines name rules of the deciding one.
+    policies: Vec<Arc<Policy>>,
+    out: Option<Writer<BufWriter<File>>>,
+    log: LogWriter,
+    /// Held packets: their original record and timestamp, by index.
+    held: BTreeMap<u64, (Vec<u8>, u64)>,
+    now: u64,
+    total: u64,
+    passed: u64,
+}
+
+impl Replay {
+    /// Writes what the pipeline released or wrote.
+    fn emit(&mut self) -> anyhow::Result<()> {
+        for Released {
+            packet,
+            side,
+            decision,
+        } in self.fx.released.drain(..)
+        {
+            let (record, ts) = self
+                .held
+                .remove(&packet.index)
+                .unwrap_or_else(|| (packet.frame.clone(), self.now));
+            let line = log_line(
+                packet.index,
+                &ts_json(ts, self.res),
+                side,
+                &decision,
+                &self.policies,
+                None,
+            );
+            self.log.put(packet.index, line)?;
+            if decision.verdict == Verdict::Allow {
+                self.passed += 1;
+                if let Some(w) = self.out.as_mut() {
+                    w.write(self.now, &record)?;
+                }
+            }
+        }
+        for g in self.fx.generated.drain(..) {
+            if let Some(w) = self.out.as_mut() {
+                w.write(self.now, &self.link.from_ethernet(&g.frame))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The control thread's part, inline: learn from the answers the pipeline handed over,
+    /// publish the table at once, and release the answers' packets.
+    fn learn(&mut self) {
+        if self.fx.dns.is_empty() {
+            return;
+        }
+        for h in std::mem::take(&mut self.fx.dns) {
+            let r = self.learner.learn(&h.message, self.now);
+            let version = self.learner.commit();
+            if let Some(table) = self.learner.publish(0) {
+                let old = self.pipeline.set_fqdn(table);
+                self.learner.returned(0, old);
+            }
+            if let Some(token) = h.hold {
+                self.pipeline.resolve_hold(
+                    token,
+                    if r == AnswerResult::Learned {
+                        version
+                    } else {
+                        0
+                    },
+                );
+            }
+        }
+        let v = self.pipeline.fqdn().version();
+        self.pipeline.maintain(self.now, v, &mut self.fx);
+    }
+
+    /// Housekeeping at time `now`: expiry in the learner and the pipeline.
+    fn tick(&mut self, now: u64) -> anyhow::Result<()> {
+        self.now = self.now.max(now);
+        self.learner.expire(self.now);
+        self.learner.commit();
+        if let Some(table) = self.learner.publish(0) {
+            let old = self.pipeline.set_fqdn(table);
+            self.learner.returned(0, old);
+        }
+        let v = self.pipeline.fqdn().version();
+        self.pipeline.maintain(self.now, v, &mut self.fx);
+        self.emit()
+    }
+
+    /// One packet of the capture.
+    fn step(&mut self, rec: dataplane::pcap::Record) -> anyhow::Result<()> {
+        let index = self.total;
+        self.total += 1;
+        let frame = self.link.to_ethernet(&rec.data);
+        let side = ingress(&frame, &self.inside);
+        let (disp, decision) =
+            self.pipeline
+                .process(Packet { index, frame }, side, self.now, &mut self.fx);
+        let fqdn = self
+            .pipeline
+            .last_attribution()
+            .map(|a| a.name().to_owned());
+        let line = || {
+            log_line(
+                index,
+                &ts_json(rec.ts_ns, self.res),
+                side,
+                &decision,
+                &self.policies,
+                fqdn.as_deref(),
+            )
+        };
+        match disp {
+            Disposition::Held => {
+                self.held.insert(index, (rec.data, rec.ts_ns));
+            }
+            Disposition::Pass(_) => {
+                self.passed += 1;
+                self.log.put(index, line())?;
+                if let Some(w) = self.out.as_mut() {
+                    w.write_record(rec.ts_ns, rec.orig_len, &rec.data)?;
+                }
+            }
+            Disposition::Drop(_) => self.log.put(index, line())?,
+        }
+        self.learn();
+        self.emit()
+    }
 }
 
 /// Runs `ferrowall replay`.
@@ -198,152 +346,99 @@ pub fn replay(args: &Args) -> Result<(), Failure> {
     for (i, (at, path)) in args.reloads.iter().enumerate() {
         let c = config::load(path)?;
         let generation = u64::try_from(i).unwrap_or(u64::MAX - 2) + 2;
-        reloads.push((*at, Arc::new(Policy::compile(&c, generation, 1))));
+        reloads.push((
+            *at,
+            Arc::new(Policy::compile(&c, generation, 1)),
+            Limits::from_config(&c.dns),
+        ));
     }
-    reloads.sort_by_key(|(at, _)| *at);
+    reloads.sort_by_key(|(at, _, _)| *at);
     let mut reloads = reloads.into_iter().peekable();
-    // Every policy used so far, by generation - 1: log lines name rules of the deciding one.
-    let mut policies = vec![Arc::clone(&policy)];
+
     let stats = Arc::new(PipelineStats::default());
     let mut pipeline: Pipeline<Packet> = Pipeline::new(
         PipelineConfig::from_config(&cfg, 0, 0),
         Arc::clone(&policy),
         Arc::clone(&stats),
     );
-    let mut out = match &args.out {
+    let (learner, tables) = Learner::new(
+        Limits::from_config(&cfg.dns),
+        Arc::clone(&policy),
+        1,
+        Arc::new(LearnerStats::default()),
+    );
+    if let Some(t) = tables.into_iter().next() {
+        drop(pipeline.set_fqdn(t));
+    }
+    let out = match &args.out {
         Some(p) => Some(
             Writer::new(create(p)?, reader.linktype(), res).context("writing the pcap header")?,
         ),
         None => None,
     };
-    let mut log = LogWriter {
-        out: args.log.as_deref().map(create).transpose()?,
-        next: 0,
-        pending: BTreeMap::new(),
-    };
-    let mut fx: Effects<Packet> = Effects::default();
-    // Held packets: their ingress side and original record, by index.
-    let mut held: BTreeMap<u64, (Side, Vec<u8>, u64)> = BTreeMap::new();
-    let (mut total, mut passed) = (0u64, 0u64);
-    let mut now = 0u64;
-
-    let emit = |fx: &mut Effects<Packet>,
-                now: u64,
-                held: &mut BTreeMap<u64, (Side, Vec<u8>, u64)>,
-                log: &mut LogWriter,
-                out: &mut Option<Writer<BufWriter<File>>>,
-                passed: &mut u64,
-                policies: &[Arc<Policy>]|
-     -> anyhow::Result<()> {
-        for Released {
-            packet,
-            side,
-            decision,
-        } in fx.released.drain(..)
-        {
-            let (_, record, ts) =
-                held.remove(&packet.index)
-                    .unwrap_or((side, packet.frame.clone(), now));
-            log.put(
-                packet.index,
-                log_line(packet.index, &ts_json(ts, res), side, &decision, policies),
-            )?;
-            if decision.verdict == Verdict::Allow {
-                *passed += 1;
-                if let Some(w) = out.as_mut() {
-                    w.write(now, &record)?;
-                }
-            }
-        }
-        for g in fx.generated.drain(..) {
-            if let Some(w) = out.as_mut() {
-                w.write(now, &link.from_ethernet(&g.frame))?;
-            }
-        }
-        Ok(())
+    let mut r = Replay {
+        link,
+        res,
+        inside: cfg.network.inside.clone(),
+        pipeline,
+        learner,
+        fx: Effects::default(),
+        policies: vec![policy],
+        out,
+        log: LogWriter {
+            out: args.log.as_deref().map(create).transpose()?,
+            next: 0,
+            pending: BTreeMap::new(),
+        },
+        held: BTreeMap::new(),
+        now: 0,
+        total: 0,
+        passed: 0,
     };
 
     while let Some(rec) = reader
         .next_record()
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.pcap.display()))?
     {
-        let index = total;
-        total += 1;
         // The capture's clock never goes backwards for the pipeline.
-        now = now.max(rec.ts_ns);
-        pipeline.maintain(now, &mut fx);
-        emit(
-            &mut fx,
-            now,
-            &mut held,
-            &mut log,
-            &mut out,
-            &mut passed,
-            &policies,
-        )?;
-
-        while let Some((_, p)) = reloads.next_if(|(at, _)| *at <= index) {
-            pipeline.set_policy(Arc::clone(&p));
-            policies.push(p);
+        r.tick(rec.ts_ns)?;
+        while let Some((_, p, limits)) = reloads.next_if(|(at, _, _)| *at <= r.total) {
+            r.pipeline.set_policy(Arc::clone(&p));
+            r.learner.set_limits(limits);
+            r.learner.set_policy(Arc::clone(&p));
+            r.policies.push(p);
         }
-        let frame = link.to_ethernet(&rec.data);
-        let side = ingress(&frame, &cfg.network.inside);
-        let (disp, decision) = pipeline.process(Packet { index, frame }, side, now, &mut fx);
-        match disp {
-            Disposition::Held => {
-                held.insert(index, (side, rec.data, rec.ts_ns));
-            }
-            Disposition::Pass(_) => {
-                passed += 1;
-                log.put(
-                    index,
-                    log_line(index, &ts_json(rec.ts_ns, res), side, &decision, &policies),
-                )?;
-                if let Some(w) = out.as_mut() {
-                    w.write_record(rec.ts_ns, rec.orig_len, &rec.data)?;
-                }
-            }
-            Disposition::Drop(_) => {
-                log.put(
-                    index,
-                    log_line(index, &ts_json(rec.ts_ns, res), side, &decision, &policies),
-                )?;
-            }
-        }
-        emit(
-            &mut fx,
-            now,
-            &mut held,
-            &mut log,
-            &mut out,
-            &mut passed,
-            &policies,
-        )?;
+        r.step(rec)?;
     }
-    // The end of the capture: whatever is still held never saw its first fragment.
-    pipeline.maintain(u64::MAX, &mut fx);
-    emit(
-        &mut fx,
-        now,
-        &mut held,
-        &mut log,
-        &mut out,
-        &mut passed,
-        &policies,
-    )?;
-    log.finish()?;
-    if let Some(w) = out {
+    // The end of the capture: held fragments never saw their first fragment, held answers go.
+    let end = r.now;
+    r.pipeline.maintain(u64::MAX, u64::MAX, &mut r.fx);
+    r.now = end;
+    r.emit()?;
+    r.log.finish()?;
+    if let Some(w) = r.out.take() {
         w.finish()?;
     }
     if let Some(p) = &args.fqdn_out {
-        // The FQDN table (format of `ferrowall fqdn --json`): nothing is learned from DNS yet.
-        std::fs::write(p, "[]\n").with_context(|| format!("writing {}", p.display()))?;
+        let mut counts = crate::fqdn::FlowCounts::new();
+        crate::fqdn::count_flows(r.pipeline.flows(), &mut counts);
+        let policy = r
+            .policies
+            .last()
+            .map(Arc::clone)
+            .unwrap_or_else(|| Arc::clone(r.pipeline.policy()));
+        let rows = crate::fqdn::rows(&r.learner, &policy, r.now, &counts, None);
+        let text = serde_json::to_string_pretty(&rows).context("formatting the FQDN table")?;
+        std::fs::write(p, text + "\n").with_context(|| format!("writing {}", p.display()))?;
     }
     eprintln!(
-        "{}: {total} packets, {passed} passed, {} dropped, {} flows created",
+        "{}: {} packets, {} passed, {} dropped, {} flows created, {} DNS answers learned",
         args.pcap.display(),
-        total - passed,
-        stats.flows_created.get()
+        r.total,
+        r.passed,
+        r.total - r.passed,
+        stats.flows_created.get(),
+        r.learner.stats().answers[AnswerResult::Learned.index()].get(),
     );
     Ok(())
 }

@@ -5,20 +5,17 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use dataplane::worker::{
-    Clock, ControlLink, FromWorker, PortQueues, ToWorker, Worker, WorkerStats, link,
-};
+use dataplane::agent::{Agent, FleetVersions, link};
+use dataplane::fqdn::AnswerResult;
+use dataplane::worker::{Clock, PortQueues, Worker, WorkerStats};
 use dataplane::{DropReason, Pipeline, PipelineConfig, PipelineStats, Policy, Side};
 use dpdk::{Eal, Mempool, Port, PortConfig, PortStats};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::cli::Failure;
-
-/// How often the main lcore looks at its signal flags.
-const CONTROL_TICK: Duration = Duration::from_millis(10);
+use crate::controller::{Control, IDLE_SLEEP, SPIN_AFTER_WORK};
 
 pub fn run(path: &Path) -> Result<(), Failure> {
     let cfg = config::load(path)?;
@@ -92,29 +89,35 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         generation = policy.generation,
         "policy compiled"
     );
-    let mut control = Control {
-        path: path.to_owned(),
-        cfg,
-        policy,
-        links: Vec::with_capacity(workers),
-    };
+    let clock = Clock::new(eal.tsc_hz());
+    let (mut control, tables) = Control::new(path.to_owned(), cfg, policy, workers, clock);
+    control.load_cache();
+    let fleet = Arc::new(FleetVersions::new(workers));
+    let generations: Vec<Arc<dataplane::counter::Gauge>> =
+        (0..workers).map(|_| Arc::default()).collect();
+    let mut admin_links = Vec::with_capacity(workers);
+    let mut tables = tables;
     let stop = AtomicBool::new(false);
     let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
     let pstats: Vec<Arc<PipelineStats>> = (0..workers).map(|_| Arc::default()).collect();
-    let tsc_hz = eal.tsc_hz();
     let seeds = std::hash::RandomState::new();
     let joined = eal.scope(|s| -> anyhow::Result<()> {
         let mut handles = Vec::with_capacity(workers);
         for (id, &lcore) in lcores.iter().take(workers).enumerate() {
             let q = u16::try_from(id)?;
-            let (ctl, wl) = link();
+            let (wl, ctl, admin) = link();
             control.links.push(ctl);
+            admin_links.push(admin);
             let seed = std::hash::BuildHasher::hash_one(&seeds, id);
-            let pipeline = Pipeline::new(
+            let mut pipeline = Pipeline::new(
                 PipelineConfig::from_config(&control.cfg, id, seed),
                 Arc::clone(&control.policy),
                 Arc::clone(&pstats[id]),
             );
+            if let Some(t) = tables.next() {
+                // The initial tables are empty: the replaced one is too.
+                drop(pipeline.set_fqdn(t));
+            }
             let mut worker = Worker {
                 id,
                 ports: [
@@ -130,8 +133,8 @@ pub fn run(path: &Path) -> Result<(), Failure> {
                 pool,
                 burst: usize::from(control.cfg.dpdk.burst),
                 pipeline,
-                link: wl,
-                clock: Clock::new(tsc_hz),
+                agent: Agent::new(id, wl, Arc::clone(&fleet), Arc::clone(&generations[id])),
+                clock,
                 stats: Arc::clone(&stats[id]),
             };
             let stop = &stop;
@@ -139,12 +142,18 @@ pub fn run(path: &Path) -> Result<(), Failure> {
             info!(worker = id, lcore, "worker started");
         }
         info!("forwarding between inside and outside; SIGHUP reloads, SIGINT or SIGTERM stops");
+        let mut last_work = std::time::Instant::now();
         while !term.load(Ordering::Relaxed) {
             if hup.swap(false, Ordering::Relaxed) {
-                control.reload();
+                let _ = control.reload();
             }
-            control.collect_retired();
-            std::thread::sleep(CONTROL_TICK);
+            if control.poll() {
+                last_work = std::time::Instant::now();
+            } else if last_work.elapsed() > SPIN_AFTER_WORK {
+                std::thread::sleep(IDLE_SLEEP);
+            } else {
+                std::hint::spin_loop();
+            }
         }
         info!("stopping: draining workers");
         stop.store(true, Ordering::Relaxed);
@@ -156,7 +165,8 @@ pub fn run(path: &Path) -> Result<(), Failure> {
                 failed = Some(e);
             }
         }
-        control.collect_retired();
+        control.poll();
+        control.save_cache();
         failed.map_or(Ok(()), |e| Err(anyhow!(e)))
     });
 
@@ -168,7 +178,7 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         }
         port_stats.push((side, st));
     }
-    print_final_counters(&port_stats, &stats, &pstats);
+    print_final_counters(&port_stats, &stats, &pstats, control.learner.stats());
     joined?;
     Ok(())
 }
@@ -193,71 +203,12 @@ fn format_mac(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
-/// The control thread's state while the appliance runs.
-struct Control {
-    path: std::path::PathBuf,
-    cfg: config::Config,
-    policy: Arc<Policy>,
-    links: Vec<ControlLink>,
-}
-
-impl Control {
-    /// Re-reads the configuration and, if it is valid, publishes the new policy to every
-    /// worker. On error the running policy stays.
-    fn reload(&mut self) {
-        let cfg = match config::load(&self.path) {
-            Ok(c) => c,
-            Err(e) => {
-                error!("reload refused, the running policy stays: {e}");
-                return;
-            }
-        };
-        if cfg.dpdk != self.cfg.dpdk
-            || cfg.ports != self.cfg.ports
-            || cfg.flows.capacity != self.cfg.flows.capacity
-        {
-            warn!(
-                "reload: [dpdk], [ports] and [flows].capacity take effect at the next start only"
-            );
-        }
-        let generation = self.policy.generation + 1;
-        let policy = Arc::new(Policy::compile(&cfg, generation, self.links.len()));
-        for l in &mut self.links {
-            // A full inbox means a worker is stuck; it would get the next reload instead.
-            if l.to_worker
-                .push(ToWorker::Policy(Arc::clone(&policy)))
-                .is_err()
-            {
-                warn!(
-                    "a worker's inbox is full; it keeps generation {}",
-                    self.policy.generation
-                );
-            }
-        }
-        info!(
-            generation,
-            rules = policy.rules.len(),
-            "configuration reloaded"
-        );
-        self.policy = policy;
-        self.cfg = cfg;
-    }
-
-    /// Drops what workers handed back.
-    fn collect_retired(&mut self) {
-        for l in &mut self.links {
-            while let Ok(FromWorker::Retired(p)) = l.from_worker.pop() {
-                drop(p);
-            }
-        }
-    }
-}
-
 #[allow(clippy::print_stdout)]
 fn print_final_counters(
     ports: &[(Side, PortStats)],
     workers: &[Arc<WorkerStats>],
     pipelines: &[Arc<PipelineStats>],
+    learner: &dataplane::fqdn::LearnerStats,
 ) {
     println!("final counters");
     for (side, s) in ports {
@@ -301,5 +252,28 @@ fn print_final_counters(
             p.rejects_sent.get(),
             drops.join(", ")
         );
+        println!(
+            "  worker {id} dns queries {} handed {} held_now {} hold_timeouts {} screened_out [no_query {}, untrusted {}, malformed {}, no_match {}] fqdn_flows {}",
+            p.dns_queries.get(),
+            p.dns_handed.get(),
+            p.dns_held.get(),
+            p.dns_hold_timeouts.get(),
+            p.dns_answers[AnswerResult::NoQuery.index()].get(),
+            p.dns_answers[AnswerResult::Untrusted.index()].get(),
+            p.dns_answers[AnswerResult::Malformed.index()].get(),
+            p.dns_answers[AnswerResult::NoMatch.index()].get(),
+            p.fqdn_flows.get(),
+        );
     }
+    println!(
+        "  learner answers [learned {}, malformed {}, no_match {}] entries {} names {} evictions [ttl {}, per_name_cap {}, table_cap {}]",
+        learner.answers[AnswerResult::Learned.index()].get(),
+        learner.answers[AnswerResult::Malformed.index()].get(),
+        learner.answers[AnswerResult::NoMatch.index()].get(),
+        learner.entries.get(),
+        learner.names.get(),
+        learner.evictions[0].get(),
+        learner.evictions[1].get(),
+        learner.evictions[2].get(),
+    );
 }

@@ -45,7 +45,7 @@ fn ping_and_tcp_pass_through_ferrowall_and_stop_with_it() {
 
     let mut cmd = lab.command(Ns::Fw, ferrowall_bin().to_str().unwrap());
     cmd.args(["run", "--config"])
-        .arg(testkit::project_root().join("examples/lab.toml"));
+        .arg(testkit::project_root().join("examples/lab-open.toml"));
     let mut fw = Running::start(cmd);
     fw.wait_for("worker started", Duration::from_secs(20));
 

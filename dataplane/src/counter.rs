@@ -51,3 +51,62 @@ impl Gauge {
         self.0.load(Ordering::Relaxed)
     }
 }
+
+/// Upper bounds of the latency histogram buckets, in nanoseconds (the last bucket is +Inf).
+pub const LATENCY_BUCKETS_NS: [u64; 16] = [
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    1_000_000_000,
+];
+
+/// A latency histogram with one writer (per-bucket counts, not cumulative; sum in ns).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations per bucket of [`LATENCY_BUCKETS_NS`], then the overflow bucket.
+    pub buckets: [Counter; LATENCY_BUCKETS_NS.len() + 1],
+    /// Sum of observations (ns).
+    pub sum_ns: Counter,
+    /// Number of observations.
+    pub count: Counter,
+}
+
+impl Histogram {
+    /// Records one observation of `ns` nanoseconds. Only the owning thread may call this.
+    pub fn observe(&self, ns: u64) {
+        let i = LATENCY_BUCKETS_NS.partition_point(|&b| b < ns);
+        self.buckets[i].inc();
+        self.sum_ns.add(ns);
+        self.count.inc();
+    }
+
+    /// The value below which `permille`/1000 of the observations fall, as the upper bound of
+    /// the bucket it lands in (`u64::MAX` for the overflow bucket, 0 with no observation).
+    pub fn quantile_bound(&self, permille: u64) -> u64 {
+        let n = self.count.get();
+        if n == 0 {
+            return 0;
+        }
+        let target = n.saturating_mul(permille.min(1000)).div_ceil(1000);
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += b.get();
+            if seen >= target.max(1) {
+                return LATENCY_BUCKETS_NS.get(i).copied().unwrap_or(u64::MAX);
+            }
+        }
+        u64::MAX
+    }
+}

@@ -9,6 +9,8 @@
 use std::hash::Hash;
 use std::net::IpAddr;
 
+use crate::fqdn::Attribution;
+use crate::fqdn::snoop::FlowDns;
 use crate::side::Side;
 
 /// A flow's identity, the same for both directions.
@@ -229,6 +231,10 @@ pub struct Flow {
     /// First packet time (ns).
     pub created: u64,
     hash: u64,
+    /// The name that let an FQDN rule allow the flow.
+    pub fqdn: Option<Attribution>,
+    /// DNS snooping state, on DNS flows.
+    pub dns: Option<Box<FlowDns>>,
 }
 
 impl Flow {
@@ -248,6 +254,8 @@ impl Flow {
             bytes: 0,
             hash: 0,
             in_use: false,
+            fqdn: None,
+            dns: None,
         }
     }
 
@@ -599,7 +607,11 @@ impl FlowTable {
         if let Some((b, e)) = self.find(&slot.key.clone(), slot.hash) {
             self.buckets[b].sig[e] = EMPTY;
         }
-        self.slots[id as usize].in_use = false;
+        let slot = &mut self.slots[id as usize];
+        slot.in_use = false;
+        // What the flow held goes with it (an FQDN entry it kept alive, DNS buffers).
+        slot.fqdn = None;
+        slot.dns = None;
         self.free.push(id);
         self.len -= 1;
     }
@@ -625,9 +637,21 @@ impl FlowTable {
     /// Live flows among slots `from..`, at most `max` of them, with the slot to continue from
     /// (`None` at the end): bounded chunks for listings.
     pub fn chunk(&self, from: usize, max: usize) -> (Vec<(FlowId, &Flow)>, Option<usize>) {
+        self.chunk_bounded(from, max, usize::MAX)
+    }
+
+    /// [`FlowTable::chunk`] examining at most `max_slots` slots (a sparse table must not make
+    /// one chunk long).
+    pub fn chunk_bounded(
+        &self,
+        from: usize,
+        max: usize,
+        max_slots: usize,
+    ) -> (Vec<(FlowId, &Flow)>, Option<usize>) {
         let mut out = Vec::with_capacity(max.min(self.len));
         let mut i = from;
-        while i < self.slots.len() && out.len() < max {
+        let stop = from.saturating_add(max_slots).min(self.slots.len());
+        while i < stop && out.len() < max {
             if self.slots[i].in_use {
                 out.push((FlowId::try_from(i).unwrap_or(FlowId::MAX), &self.slots[i]));
             }

@@ -120,7 +120,7 @@ pub fn pipeline(data: &[u8]) {
             });
             held += n;
         }
-        p.maintain(now, &mut fx);
+        p.maintain(now, u64::MAX, &mut fx);
         held -= fx.released.len();
         for r in fx.released.drain(..) {
             assert!(
@@ -136,7 +136,7 @@ pub fn pipeline(data: &[u8]) {
             );
         }
     }
-    p.maintain(u64::MAX, &mut fx);
+    p.maintain(u64::MAX, u64::MAX, &mut fx);
     held -= fx.released.len();
     assert_eq!(held, 0, "every held packet is released in the end");
 }
@@ -153,5 +153,140 @@ fn check(d: Disposition<Vec<u8>>, v: Verdict) -> usize {
             0
         }
         Disposition::Held => 1,
+    }
+}
+
+/// DNS message parsing: never panics; every question and record is read to the end (or the
+/// first error), and every name it yields is within the limits of RFC 1035. Names are also
+/// read at the first offsets of the input, as if pointed at.
+pub fn dns(data: &[u8]) {
+    use crate::dns::message::Message;
+    use crate::dns::name::{MAX_LABEL_LEN, MAX_WIRE_LEN, Name};
+
+    fn check(n: &Name) {
+        assert!(n.wire_len() <= MAX_WIRE_LEN);
+        assert_eq!(n.labels().count(), n.label_count());
+        assert!(n.labels().all(|l| (1..=MAX_LABEL_LEN).contains(&l.len())));
+        let text: usize = n.labels().map(<[u8]>::len).sum::<usize>() + n.label_count();
+        assert_eq!(n.as_bytes().len() + 1, text.max(1));
+        if let Some(s) = n.as_str() {
+            assert_eq!(
+                s.split('.').filter(|l| !l.is_empty()).count(),
+                n.label_count()
+            );
+        }
+        let _ = n.to_string();
+    }
+
+    for at in 0..data.len().min(16) {
+        if let Ok((n, used)) = Name::read(data, at) {
+            assert!(used >= 1 && at + used <= data.len());
+            check(&n);
+        }
+    }
+    let Ok(m) = Message::parse(data) else {
+        return;
+    };
+    assert!(m.sections_end() <= data.len());
+    assert_eq!(m.sections_end() + m.trailing_len(), data.len());
+    let (qd, an, ns, ar) = m.counts();
+    let mut questions = 0;
+    for q in m.questions() {
+        questions += 1;
+        match q {
+            Ok(q) => check(&q.name),
+            Err(_) => break,
+        }
+    }
+    assert!(questions <= usize::from(qd));
+    assert_eq!(m.question().is_ok_and(|q| q.is_none()), qd == 0);
+    let mut records = 0;
+    for r in m.records() {
+        records += 1;
+        let Ok((_, r)) = r else { break };
+        check(&r.name);
+        match &r.data {
+            crate::dns::message::RData::Cname(n) => check(n),
+            crate::dns::message::RData::Svcb(s) => check(&s.target),
+            _ => {}
+        }
+    }
+    assert!(records <= usize::from(an) + usize::from(ns) + usize::from(ar));
+    assert!(m.answers().count() <= usize::from(an));
+}
+
+const LEARNER_POLICY: &str = r#"
+[ports.inside]
+device = "a"
+[ports.outside]
+device = "b"
+[dns]
+min_ttl = "0s"
+max_ttl = "1h"
+max_ips_per_name = 4
+max_names = 64
+max_ips = 128
+max_cname_chain = 4
+[[rule]]
+name = "com"
+action = "allow"
+dst_fqdn = ["**.com", "example.org", "*.example.net"]
+"#;
+
+/// The DNS learner: answers in, table changes out. The input is a list of records (two bytes of
+/// length, one byte of time step in seconds, then a DNS message) learned in order, with expiry
+/// and publication to two workers between them. Checks that every published entry is whole:
+/// names that match a pattern, within the bounds, and that both workers' copies agree with the
+/// learner after every publication.
+pub fn learner(data: &[u8]) {
+    use crate::fqdn::{FqdnMap, Learner, LearnerStats, Limits};
+
+    static COMPILED: std::sync::OnceLock<(config::Config, Arc<Policy>)> =
+        std::sync::OnceLock::new();
+    let (cfg, policy) = COMPILED.get_or_init(|| {
+        let cfg = config::parse(LEARNER_POLICY, "fuzz.toml").expect("the fuzz policy is valid");
+        let policy = Arc::new(Policy::compile(&cfg, 1, 2));
+        (cfg, policy)
+    });
+    let limits = Limits::from_config(&cfg.dns);
+    let (mut l, maps) = Learner::new(
+        limits,
+        Arc::clone(policy),
+        2,
+        Arc::new(LearnerStats::default()),
+    );
+    let mut workers: Vec<Box<FqdnMap>> = maps.into_iter().collect();
+    let (mut rest, mut now) = (data, 0u64);
+    while rest.len() >= 3 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        now += u64::from(rest[2]) * 1_000_000_000;
+        let end = (3 + len).min(rest.len());
+        l.learn(&rest[3..end], now);
+        rest = &rest[end..];
+        l.expire(now);
+        let version = l.commit();
+        for (w, table) in workers.iter_mut().enumerate() {
+            if let Some(new) = l.publish(w) {
+                assert_eq!(new.version(), version);
+                let old = std::mem::replace(table, new);
+                l.returned(w, old);
+            }
+            assert_eq!(
+                table.len(),
+                l.len(),
+                "a published copy has every learned address"
+            );
+            for (_, e) in table.iter() {
+                assert!(!e.names.is_empty() && e.names.len() <= 64);
+                assert!(e.expires >= now, "an expired binding was published");
+                for n in e.names.iter() {
+                    assert!(
+                        !policy.names.matches(n).is_empty(),
+                        "{n} matches no pattern"
+                    );
+                }
+            }
+        }
+        assert!(l.len() <= limits.max_ips);
     }
 }

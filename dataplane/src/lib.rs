@@ -4,9 +4,12 @@
 //! under `cargo test`, fuzzers, `ferrowall replay`, benchmarks and the appliance; the DPDK worker
 //! loop in [`worker`] is the edge that feeds it mbufs.
 
+pub mod agent;
 pub mod counter;
+pub mod dns;
 pub mod drop;
 pub mod flow;
+pub mod fqdn;
 pub mod frag;
 pub mod fuzzing;
 pub mod packet;
@@ -20,6 +23,7 @@ pub mod wire;
 pub mod worker;
 
 pub use drop::DropReason;
+pub use fqdn::FqdnMap;
 pub use pipeline::{Disposition, Effects, Pipeline, PipelineConfig, PipelineStats};
 pub use policy::Policy;
 pub use side::Side;

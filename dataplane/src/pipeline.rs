@@ -9,11 +9,16 @@
 //! is consulted: a packet of a live flow passes (after a re-decision if the policy generation
 //! changed), a packet that may open a flow is decided by the rules, anything else is dropped.
 
+use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::counter::{Counter, Gauge};
+use crate::counter::{Counter, Gauge, Histogram};
 use crate::drop::DropReason;
 use crate::flow::{DecidedBy, FlowId, FlowKey, FlowState, FlowTable};
+use crate::fqdn::reasm::DnsReassembly;
+use crate::fqdn::snoop::{self, Screened};
+use crate::fqdn::{AnswerResult, Attribution, FqdnMap, IpEntry, IpKey};
 use crate::frag::{DatagramKey, FirstVerdict, FragTable, Later};
 use crate::packet::{self, Frame, IpPacket, L4, proto};
 use crate::policy::{Policy, Tuple};
@@ -48,6 +53,29 @@ pub struct PipelineStats {
     pub rejects_rate_limited: Counter,
     /// Later fragments currently held waiting for their first fragment.
     pub fragments_held: Gauge,
+    /// DNS answers this worker screened out, by result (`AnswerResult::index`: no_query,
+    /// untrusted, malformed, no_match; `learned` is the learner's).
+    pub dns_answers: [Counter; 5],
+    /// DNS queries remembered.
+    pub dns_queries: Counter,
+    /// DNS answers handed to the learner.
+    pub dns_handed: Counter,
+    /// DNS answers that could not be handed over (the ring to control was full).
+    pub dns_handoff_full: Counter,
+    /// DNS-over-TCP streams given up (a gap, or more data than a message).
+    pub dns_tcp_broken: Counter,
+    /// Fragmented DNS answers given up (no room, inconsistent fragments, timeout).
+    pub dns_reassembly_failed: Counter,
+    /// DNS answers held now.
+    pub dns_held: Gauge,
+    /// Held answers forwarded because `hold_timeout` passed.
+    pub dns_hold_timeouts: Counter,
+    /// Answers forwarded without holding because too many were held already.
+    pub dns_hold_overflow: Counter,
+    /// How long held answers were held.
+    pub dns_hold_latency: Histogram,
+    /// New flows allowed by an FQDN rule.
+    pub fqdn_flows: Counter,
 }
 
 /// What happens to the packet handed to [`Pipeline::process`].
@@ -82,13 +110,28 @@ pub struct Generated {
     pub frame: Vec<u8>,
 }
 
-/// Side effects of processing: packets released and packets written. The caller drains both.
+/// A DNS answer for the learner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsHandoff {
+    /// The DNS message.
+    pub message: Vec<u8>,
+    /// The server that sent it.
+    pub server: IpAddr,
+    /// When the packet carrying it is held: the token to release it with
+    /// ([`Pipeline::resolve_hold`]).
+    pub hold: Option<u64>,
+}
+
+/// Side effects of processing: packets released, packets written, DNS answers to learn from.
+/// The caller drains them.
 #[derive(Debug)]
 pub struct Effects<H> {
     /// Held packets whose fate is now known.
     pub released: Vec<Released<H>>,
     /// Frames to send.
     pub generated: Vec<Generated>,
+    /// DNS answers for the learner.
+    pub dns: Vec<DnsHandoff>,
     timed_out: Vec<(H, Side)>,
 }
 
@@ -97,9 +140,25 @@ impl<H> Default for Effects<H> {
         Effects {
             released: Vec::new(),
             generated: Vec::new(),
+            dns: Vec::new(),
             timed_out: Vec::new(),
         }
     }
+}
+
+/// Most DNS answers one worker holds at once; beyond, answers pass without waiting (counted).
+pub const MAX_HELD_DNS: usize = 1024;
+
+/// A DNS answer held until every worker can see what it teaches.
+#[derive(Debug)]
+struct HeldDns<H> {
+    token: u64,
+    packet: H,
+    side: Side,
+    decision: Decision,
+    since: u64,
+    /// The table version every worker must reach, once the learner said.
+    until: Option<u64>,
 }
 
 /// Settings fixed for a pipeline's life (table sizes); the rest comes with each [`Policy`].
@@ -146,6 +205,17 @@ pub struct Pipeline<H> {
     staged: Vec<H>,
     /// ...and what stage 1 found out about them (read in place by stage 3, not moved).
     staged_meta: Vec<Staged>,
+    /// This worker's FQDN table (see `crate::fqdn::table`).
+    fqdn: Box<FqdnMap>,
+    held_dns: VecDeque<HeldDns<H>>,
+    next_token: u64,
+    /// Fragmented DNS answers being put together.
+    reasm: DnsReassembly,
+    fragment_timeout: u64,
+    /// Rules a packet's destination satisfies by name, for the matcher.
+    fqdn_ok: Vec<u32>,
+    /// The flow the last packet processed belonged to (for logs).
+    last_flow: Option<FlowId>,
 }
 
 /// What stage 1 of a burst found out about a packet.
@@ -190,7 +260,38 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             answer: Vec::with_capacity(2048),
             staged: Vec::new(),
             staged_meta: Vec::new(),
+            fqdn: Box::default(),
+            held_dns: VecDeque::new(),
+            next_token: 0,
+            reasm: DnsReassembly::default(),
+            fragment_timeout: cfg.fragment_timeout,
+            fqdn_ok: Vec::new(),
+            last_flow: None,
         }
+    }
+
+    /// Puts a new FQDN table in force and returns the previous one (to hand back to control).
+    pub fn set_fqdn(&mut self, table: Box<FqdnMap>) -> Box<FqdnMap> {
+        std::mem::replace(&mut self.fqdn, table)
+    }
+
+    /// The FQDN table in force.
+    pub fn fqdn(&self) -> &FqdnMap {
+        &self.fqdn
+    }
+
+    /// The learner's answer about a held DNS answer: release it once every worker's table
+    /// version is at least `version` (0: at once).
+    pub fn resolve_hold(&mut self, token: u64, version: u64) {
+        if let Some(h) = self.held_dns.iter_mut().find(|h| h.token == token) {
+            h.until = Some(version);
+        }
+    }
+
+    /// The FQDN name attributed to the flow of the last packet processed, if any.
+    pub fn last_attribution(&self) -> Option<&Attribution> {
+        self.last_flow
+            .and_then(|id| self.flows.get(id).fqdn.as_ref())
     }
 
     /// The policy in force.
@@ -215,9 +316,14 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         std::mem::replace(&mut self.policy, policy)
     }
 
-    /// Housekeeping between bursts: fragments whose first fragment never came are released as
-    /// drops, and a few flow slots are swept.
-    pub fn maintain(&mut self, now: u64, fx: &mut Effects<H>) {
+    /// Housekeeping between bursts: held DNS answers are released once every worker's FQDN
+    /// table reached the version they need (`fleet_version`: the smallest version any worker
+    /// reads) or their hold timed out; fragments whose first fragment never came are released
+    /// as drops; a few flow slots are swept.
+    pub fn maintain(&mut self, now: u64, fleet_version: u64, fx: &mut Effects<H>) {
+        if !self.held_dns.is_empty() {
+            self.release_holds(now, fleet_version, fx);
+        }
         self.frags.expire(now, &mut fx.timed_out);
         let g = self.policy.generation;
         for (packet, side) in fx.timed_out.drain(..) {
@@ -229,9 +335,39 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             });
         }
         self.stats.fragments_held.set(self.frags.held() as u64);
+        let lost = self.reasm.expire(now, self.fragment_timeout);
+        self.stats.dns_reassembly_failed.add(lost as u64);
         let expired = self.flows.sweep(now, &self.policy.timeouts, SWEEP_BUDGET);
         self.stats.flows_expired.add(expired as u64);
         self.stats.flows.set(self.flows.len() as u64);
+    }
+
+    fn release_holds(&mut self, now: u64, fleet_version: u64, fx: &mut Effects<H>) {
+        let timeout = self.policy.dns.hold_timeout;
+        let mut i = 0;
+        while i < self.held_dns.len() {
+            let h = &self.held_dns[i];
+            let ready = h.until.is_some_and(|v| fleet_version >= v);
+            let late = now.saturating_sub(h.since) >= timeout;
+            if ready || late {
+                if !ready {
+                    self.stats.dns_hold_timeouts.inc();
+                }
+                if let Some(h) = self.held_dns.remove(i) {
+                    self.stats
+                        .dns_hold_latency
+                        .observe(now.saturating_sub(h.since));
+                    fx.released.push(Released {
+                        packet: h.packet,
+                        side: h.side,
+                        decision: h.decision,
+                    });
+                }
+            } else {
+                i += 1;
+            }
+        }
+        self.stats.dns_held.set(self.held_dns.len() as u64);
     }
 
     fn drop(&self, pkt: H, reason: DropReason) -> (Disposition<H>, Decision) {
@@ -297,7 +433,9 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         // Stage 1: parse, make the flow key and its hash, prefetch the flow index line.
         for pkt in pkts {
             let bytes = pkt.as_ref();
-            let staged_meta = if let Some(f) = packet::parse_fast(bytes) {
+            let fast =
+                packet::parse_fast(bytes).filter(|f| f.sport != DNS_PORT && f.dport != DNS_PORT);
+            let staged_meta = if let Some(f) = fast {
                 let (key, fwd) = FlowKey::from_bits(f.src, f.dst, f.v6, f.sport, f.dport, f.proto);
                 let hash = self.flows.hash(&key);
                 Staged::Fast(f, Probe { key, fwd, hash })
@@ -329,7 +467,10 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 Staged::Fast(f, probe) => {
                     let len = pkt.as_ref().len() as u64;
                     match self.fast_established(f, probe, len, now) {
-                        Some(d) => (Disposition::Pass(pkt), d),
+                        Some((d, id)) => {
+                            self.last_flow = Some(id);
+                            (Disposition::Pass(pkt), d)
+                        }
                         None => {
                             // Not an established flow's ordinary packet: the general path.
                             let parsed = packet::parse(pkt.as_ref());
@@ -357,6 +498,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         now: u64,
         fx: &mut Effects<H>,
     ) -> (Disposition<H>, Decision) {
+        self.last_flow = None;
         let ip = match parsed {
             Ok(Frame::Ip(ip)) => ip,
             Ok(Frame::Arp) => return self.bridge(pkt, false),
@@ -370,23 +512,58 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         match ip.frag {
             Some(f) if !f.is_first() => {
                 let key = DatagramKey::new(ip.src, ip.dst, ip.proto, f.ident);
-                self.later_fragment(key, pkt, side, now)
+                let (disp, decision) = self.later_fragment(key, pkt, side, now);
+                match disp {
+                    Disposition::Pass(p) if self.reasm.tracks(&key) => {
+                        let handed = self.reassemble(&key, p.as_ref(), ip, fx);
+                        self.hold_if(handed, p, side, decision, now, fx)
+                    }
+                    disp => (disp, decision),
+                }
             }
             Some(f) => {
                 let key = DatagramKey::new(ip.src, ip.dst, ip.proto, f.ident);
                 let len = pkt.as_ref().len() as u64;
                 let (disp, decision, flow) = self.classify(pkt, side, ip, probe, len, now, fx);
-                self.first_fragment(key, decision, flow, now, fx);
-                (disp, decision)
+                self.last_flow = flow;
+                // A fragmented DNS answer: collect it (with the fragments that came first).
+                let dns_answer = matches!(
+                    ip.l4,
+                    L4::Udp {
+                        sport: DNS_PORT,
+                        ..
+                    }
+                );
+                let mut handed = false;
+                if let (Disposition::Pass(p), Some(id), true) = (&disp, flow, dns_answer) {
+                    if self.reasm.start(key, id, now).is_ok() {
+                        handed = self.reassemble(&key, p.as_ref(), ip, fx);
+                    } else {
+                        self.stats.dns_reassembly_failed.inc();
+                    }
+                }
+                handed |= self.first_fragment(key, decision, flow, now, fx);
+                match disp {
+                    Disposition::Pass(p) => self.hold_if(handed, p, side, decision, now, fx),
+                    disp => (disp, decision),
+                }
             }
             None => {
                 let len = pkt.as_ref().len() as u64;
-                let (disp, decision, _) = self.classify(pkt, side, ip, probe, len, now, fx);
-                (disp, decision)
+                let (disp, decision, flow) = self.classify(pkt, side, ip, probe, len, now, fx);
+                self.last_flow = flow;
+                match (disp, flow) {
+                    (Disposition::Pass(pkt), Some(id)) if is_dns(ip) => {
+                        self.snoop(pkt, side, ip, id, decision, now, fx)
+                    }
+                    (disp, _) => (disp, decision),
+                }
             }
         }
     }
 
+    /// Records a first fragment's decision and releases the later fragments that waited for
+    /// it. Returns whether they completed a DNS answer that was handed to the learner.
     fn first_fragment(
         &mut self,
         key: DatagramKey,
@@ -394,16 +571,23 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         flow: Option<FlowId>,
         now: u64,
         fx: &mut Effects<H>,
-    ) {
+    ) -> bool {
         let (held, _) = self.frags.first(key, FirstVerdict { decision, flow }, now);
+        let mut handed = false;
         for (packet, side) in held {
             let d = self.follow(decision, flow, packet.as_ref().len() as u64, now);
+            if d.verdict == Verdict::Allow && self.reasm.tracks(&key) {
+                if let Ok(Frame::Ip(ip)) = packet::parse(packet.as_ref()) {
+                    handed |= self.reassemble(&key, packet.as_ref(), &ip, fx);
+                }
+            }
             fx.released.push(Released {
                 packet,
                 side,
                 decision: d,
             });
         }
+        handed
     }
 
     fn later_fragment(
@@ -513,7 +697,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                     } else {
                         // Other informational messages are decided one by one, without a flow.
                         let t = self.tuple(side, ip, 0, 0, ty);
-                        let (verdict, rule) = self.decide(&t);
+                        let (verdict, rule, _) = self.decide(&t, now, None);
                         self.apply_stateless(pkt, ip, side, verdict, rule, len, now, fx)
                     }
                 }
@@ -580,21 +764,63 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         }
     }
 
-    /// The rules' verdict for a flow's first packet.
-    fn decide(&self, t: &Tuple) -> (Verdict, Option<u32>) {
-        match self.policy.matcher.first_match(t, &[]) {
-            Some(i) => (
-                self.policy
-                    .rules
-                    .get(i as usize)
-                    .map_or(Verdict::Drop, |r| r.action),
-                Some(i),
-            ),
-            None => (self.policy.default, None),
+    /// The rules' verdict for a flow's first packet at `now`, and the name that let an FQDN
+    /// rule match. `kept` is the entry a live flow was attributed to, which keeps counting for
+    /// it when it is decided again (an expired address stays valid for the flows using it).
+    fn decide(
+        &mut self,
+        t: &Tuple,
+        now: u64,
+        kept: Option<&Attribution>,
+    ) -> (Verdict, Option<u32>, Option<Attribution>) {
+        let mut entries: [Option<Arc<IpEntry>>; 2] = [None, None];
+        self.fqdn_ok.clear();
+        if !self.policy.names.is_empty() {
+            entries[0] = self
+                .fqdn
+                .get(&IpKey::new(t.dst))
+                .filter(|e| e.expires > now)
+                .cloned();
+            entries[1] = kept.map(|a| Arc::clone(a.entry()));
+            for e in entries.iter().flatten() {
+                if e.generation == self.policy.generation {
+                    self.fqdn_ok.extend_from_slice(&e.rules);
+                } else {
+                    for n in e.names.iter() {
+                        self.policy.names.matches_into(n, &mut self.fqdn_ok);
+                    }
+                }
+            }
+            // Rules that match by name only through SNI or Host wait for the L7 classifier.
+            let rules = &self.policy.rules;
+            self.fqdn_ok.retain(|&r| {
+                rules
+                    .get(r as usize)
+                    .is_some_and(|r| r.fqdn_match == config::FqdnMatch::Dns)
+            });
+            self.fqdn_ok.sort_unstable();
+            self.fqdn_ok.dedup();
         }
+        let Some(i) = self.policy.matcher.first_match(t, &self.fqdn_ok) else {
+            return (self.policy.default, None, None);
+        };
+        let Some(rule) = self.policy.rules.get(i as usize) else {
+            return (Verdict::Drop, Some(i), None);
+        };
+        let attribution = if rule.has_fqdn {
+            entries.into_iter().flatten().find_map(|e| {
+                let at = e
+                    .names
+                    .iter()
+                    .position(|n| self.policy.names.rule_matches(n, i))?;
+                Attribution::new(e, at)
+            })
+        } else {
+            None
+        };
+        (rule.action, Some(i), attribution)
     }
 
-    #[inline(always)]
     fn decision(&self, verdict: Verdict, rule: Option<u32>) -> Decision {
         Decision {
             verdict,
@@ -626,7 +852,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             _ => (0, 0, 0),
         };
         let t = self.tuple(side, ip, sport, dport, icmp_type);
-        let (verdict, rule) = self.decide(&t);
+        let (verdict, rule, attribution) = self.decide(&t, now, None);
         if verdict != Verdict::Allow {
             return self.apply_stateless(pkt, ip, side, verdict, rule, len, now, fx);
         }
@@ -645,6 +871,10 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         f.generation = generation;
         f.packets = 1;
         f.bytes = len;
+        if attribution.is_some() {
+            self.stats.fqdn_flows.inc();
+        }
+        f.fqdn = attribution;
         self.stats.flows_created.inc();
         self.count_rule(by, len);
         (
@@ -707,7 +937,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         probe: &Probe,
         len: u64,
         now: u64,
-    ) -> Option<Decision> {
+    ) -> Option<(Decision, FlowId)> {
         use tcp::flags::{FIN, RST, SYN};
         let generation = self.policy.generation;
         let id = self
@@ -725,15 +955,18 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         flow.bytes += len;
         let by = flow.decided_by;
         self.count_rule(by, len);
-        Some(Decision {
-            verdict: Verdict::Allow,
-            reason: Reason::Established,
-            rule: match by {
-                DecidedBy::Rule(i) => Some(i),
-                DecidedBy::Default => None,
+        Some((
+            Decision {
+                verdict: Verdict::Allow,
+                reason: Reason::Established,
+                rule: match by {
+                    DecidedBy::Rule(i) => Some(i),
+                    DecidedBy::Default => None,
+                },
+                generation,
             },
-            generation,
-        })
+            id,
+        ))
     }
 
     /// A packet of live flow `id`; `fwd`: the packet's source is the key's `a` end.
@@ -749,7 +982,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     ) -> (Disposition<H>, Decision, Option<FlowId>) {
         let generation = self.policy.generation;
         if self.flows.get(id).generation != generation {
-            if let Some(dropped) = self.redecide(id) {
+            if let Some(dropped) = self.redecide(id, now) {
                 // A live flow the new policy refuses is dropped, never answered.
                 self.stats.drops[drop_reason(dropped).index()].inc();
                 return (
@@ -788,10 +1021,159 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         )
     }
 
+    /// Reads the DNS messages of a packet that passes on DNS flow `id`: queries are remembered,
+    /// answers screened, and those worth learning handed over (the packet held until every
+    /// worker can see what they teach, when `hold_responses` is on).
+    #[allow(clippy::too_many_arguments)]
+    fn snoop(
+        &mut self,
+        pkt: H,
+        side: Side,
+        ip: &IpPacket,
+        id: FlowId,
+        decision: Decision,
+        now: u64,
+        fx: &mut Effects<H>,
+    ) -> (Disposition<H>, Decision) {
+        let frame = pkt.as_ref();
+        let start = usize::from(ip.l4_offset);
+        let end = usize::from(ip.ip_end).min(frame.len());
+        let (to_server, payload, seq) = match ip.l4 {
+            L4::Udp { dport, .. } => (dport == DNS_PORT, frame.get(start + 8..end), None),
+            L4::Tcp { dport, seq, .. } => {
+                let hl = frame.get(start + 12).map_or(0, |b| usize::from(b >> 4) * 4);
+                (dport == DNS_PORT, frame.get(start + hl..end), Some(seq))
+            }
+            _ => (false, None, None),
+        };
+        let Some(payload) = payload else {
+            return (Disposition::Pass(pkt), decision);
+        };
+        let src = ip.src_ip();
+        let handed = match seq {
+            None => self.screen(id, to_server, src, std::iter::once(payload), fx),
+            Some(seq) => {
+                // DNS over TCP: the segment may complete any number of messages (copied out:
+                // the stream buffer keeps only what is incomplete).
+                let dns = self.flows.get_mut(id).dns.get_or_insert_with(Box::default);
+                let mut messages: Vec<Vec<u8>> = Vec::new();
+                if dns
+                    .tcp(to_server, seq, payload, |m| messages.push(m.to_vec()))
+                    .is_err()
+                {
+                    self.stats.dns_tcp_broken.inc();
+                }
+                self.screen(id, to_server, src, messages.iter().map(Vec::as_slice), fx)
+            }
+        };
+        self.hold_if(handed, pkt, side, decision, now, fx)
+    }
+
+    /// Screens DNS messages seen on flow `id`; returns whether some were handed to the learner.
+    fn screen<'m>(
+        &mut self,
+        id: FlowId,
+        to_server: bool,
+        src: IpAddr,
+        messages: impl Iterator<Item = &'m [u8]>,
+        fx: &mut Effects<H>,
+    ) -> bool {
+        let handed_before = fx.dns.len();
+        let (policy, stats) = (&self.policy, &self.stats);
+        let dns = self.flows.get_mut(id).dns.get_or_insert_with(Box::default);
+        for msg in messages {
+            match snoop::screen(dns, &policy.dns, &policy.names, msg, to_server, src) {
+                Screened::Query => stats.dns_queries.inc(),
+                Screened::Learnable => {
+                    stats.dns_handed.inc();
+                    fx.dns.push(DnsHandoff {
+                        message: msg.to_vec(),
+                        server: src,
+                        hold: None,
+                    });
+                }
+                Screened::NoQuery => stats.dns_answers[AnswerResult::NoQuery.index()].inc(),
+                Screened::Untrusted => stats.dns_answers[AnswerResult::Untrusted.index()].inc(),
+                Screened::Malformed => stats.dns_answers[AnswerResult::Malformed.index()].inc(),
+                Screened::NoMatch => stats.dns_answers[AnswerResult::NoMatch.index()].inc(),
+                Screened::Ignored => {}
+            }
+        }
+        fx.dns.len() > handed_before
+    }
+
+    /// Holds a packet that carried answers just handed over (when `hold_responses` is on),
+    /// or lets it pass.
+    fn hold_if(
+        &mut self,
+        handed: bool,
+        pkt: H,
+        side: Side,
+        decision: Decision,
+        now: u64,
+        fx: &mut Effects<H>,
+    ) -> (Disposition<H>, Decision) {
+        if !handed || !self.policy.dns.hold {
+            return (Disposition::Pass(pkt), decision);
+        }
+        if self.held_dns.len() >= MAX_HELD_DNS {
+            self.stats.dns_hold_overflow.inc();
+            return (Disposition::Pass(pkt), decision);
+        }
+        self.next_token += 1;
+        let token = self.next_token;
+        if let Some(h) = fx.dns.last_mut() {
+            h.hold = Some(token);
+        }
+        self.held_dns.push_back(HeldDns {
+            token,
+            packet: pkt,
+            side,
+            decision,
+            since: now,
+            until: None,
+        });
+        self.stats.dns_held.set(self.held_dns.len() as u64);
+        (Disposition::Held, decision)
+    }
+
+    /// Feeds a fragment of a DNS answer being reassembled; when it completes the datagram, the
+    /// answer is screened. Returns whether it was handed to the learner.
+    fn reassemble(
+        &mut self,
+        key: &DatagramKey,
+        frame: &[u8],
+        ip: &IpPacket,
+        fx: &mut Effects<H>,
+    ) -> bool {
+        let (Some(f), Some(data)) = (
+            ip.frag,
+            frame.get(usize::from(ip.l4_offset)..usize::from(ip.ip_end)),
+        ) else {
+            return false;
+        };
+        match self.reasm.add(key, usize::from(f.offset), f.more, data) {
+            Ok(Some((id, whole))) => {
+                // The UDP header, then the DNS message up to the UDP length.
+                let len = whole
+                    .get(4..6)
+                    .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+                let msg = whole.get(8..len.min(whole.len())).unwrap_or(&[]);
+                self.screen(id, false, ip.src_ip(), std::iter::once(msg), fx)
+            }
+            Ok(None) => false,
+            Err(_) => {
+                self.stats.dns_reassembly_failed.inc();
+                false
+            }
+        }
+    }
+
     /// Decides live flow `id` again under the current policy. Returns the decision if the flow is
     /// no longer allowed (it is then removed).
-    fn redecide(&mut self, id: FlowId) -> Option<Decision> {
+    fn redecide(&mut self, id: FlowId, now: u64) -> Option<Decision> {
         let f = self.flows.get(id);
+        let kept = f.fqdn.clone();
         let ((src, sport), (dst, dport)) = (f.initiator(), f.responder());
         let icmp = matches!(f.key.proto, proto::ICMP | proto::ICMPV6);
         let t = Tuple {
@@ -803,13 +1185,14 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             dport: if icmp { 0 } else { dport },
             icmp_type: f.icmp_type,
         };
-        let (verdict, rule) = self.decide(&t);
+        let (verdict, rule, attribution) = self.decide(&t, now, kept.as_ref());
         self.stats.flows_redecided.inc();
         if verdict == Verdict::Allow {
             let generation = self.policy.generation;
             let f = self.flows.get_mut(id);
             f.decided_by = decided_by(rule);
             f.generation = generation;
+            f.fqdn = attribution;
             None
         } else {
             self.flows.remove(id);
@@ -859,6 +1242,14 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             Some(id),
         )
     }
+}
+
+/// The DNS port: flows to or from it are snooped.
+const DNS_PORT: u16 = 53;
+
+/// Whether a packet is DNS over UDP or TCP.
+fn is_dns(ip: &IpPacket) -> bool {
+    matches!(ip.l4, L4::Udp { sport, dport } | L4::Tcp { sport, dport, .. } if sport == DNS_PORT || dport == DNS_PORT)
 }
 
 /// The drop counter a dropped decision belongs to.

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue, tsc};
 
-use crate::counter::{Counter, Gauge};
+use crate::agent::Agent;
+use crate::counter::Counter;
 use crate::pipeline::{Disposition, Effects, Pipeline};
-use crate::policy::Policy;
 use crate::side::Side;
 use crate::verdict::Verdict;
 
@@ -43,8 +43,6 @@ pub struct WorkerStats {
     pub idle_polls: Counter,
     /// TSC cycles spent processing received bursts (RX to TX included).
     pub busy_cycles: Counter,
-    /// The policy generation this worker applies.
-    pub generation: Gauge,
 }
 
 impl WorkerStats {
@@ -62,55 +60,6 @@ impl WorkerStats {
             self.busy_cycles.get() as f64 / p as f64
         }
     }
-}
-
-/// A message from the control thread to a worker.
-#[derive(Debug)]
-pub enum ToWorker {
-    /// Put this policy in force.
-    Policy(Arc<Policy>),
-}
-
-/// A message from a worker to the control thread.
-#[derive(Debug)]
-pub enum FromWorker {
-    /// The worker no longer uses this policy: control drops it.
-    Retired(Arc<Policy>),
-}
-
-/// Messages in flight between control and one worker, each way.
-pub const LINK_CAPACITY: usize = 64;
-
-/// The worker's end of its link with the control thread: two single-producer single-consumer
-/// rings (wait-free; a poll of an empty ring is one load).
-#[derive(Debug)]
-pub struct WorkerLink {
-    /// Messages from control.
-    pub inbox: rtrb::Consumer<ToWorker>,
-    /// Messages to control.
-    pub outbox: rtrb::Producer<FromWorker>,
-}
-
-/// Control's end of a worker link.
-#[derive(Debug)]
-pub struct ControlLink {
-    /// Messages to the worker.
-    pub to_worker: rtrb::Producer<ToWorker>,
-    /// Messages from the worker.
-    pub from_worker: rtrb::Consumer<FromWorker>,
-}
-
-/// A connected pair of link ends.
-pub fn link() -> (ControlLink, WorkerLink) {
-    let (to_worker, inbox) = rtrb::RingBuffer::new(LINK_CAPACITY);
-    let (outbox, from_worker) = rtrb::RingBuffer::new(LINK_CAPACITY);
-    (
-        ControlLink {
-            to_worker,
-            from_worker,
-        },
-        WorkerLink { inbox, outbox },
-    )
 }
 
 /// Converts TSC readings to nanoseconds since the clock was made.
@@ -156,8 +105,8 @@ pub struct Worker<'p, 'e> {
     pub burst: usize,
     /// The packet path.
     pub pipeline: Pipeline<Mbuf<'e>>,
-    /// Messages to and from control.
-    pub link: WorkerLink,
+    /// Its conversations with control and admin.
+    pub agent: Agent,
     /// Time.
     pub clock: Clock,
     /// Counters, shared for reading.
@@ -168,7 +117,7 @@ impl<'e> Worker<'_, 'e> {
     /// Polls until `stop` is set, then drains what is still queued and returns.
     pub fn run(&mut self, stop: &AtomicBool) {
         let mut bufs = Buffers::default();
-        self.stats.generation.set(self.pipeline.policy().generation);
+        self.agent.generation.set(self.pipeline.policy().generation);
         while !stop.load(Ordering::Relaxed) {
             self.poll_once(&mut bufs);
         }
@@ -266,31 +215,15 @@ impl<'e> Worker<'_, 'e> {
         }
     }
 
-    /// The loop boundary: housekeeping, then messages from control.
+    /// The loop boundary: housekeeping, then the conversations with control and admin.
     fn quiescent(&mut self, bufs: &mut Buffers<'e>) {
         let now = self.clock.now();
-        self.pipeline.maintain(now, &mut bufs.fx);
+        self.pipeline
+            .maintain(now, self.agent.fleet.min(), &mut bufs.fx);
+        self.agent.quiescent(&mut self.pipeline, &mut bufs.fx, now);
         if !bufs.fx.released.is_empty() || !bufs.fx.generated.is_empty() {
             self.flush_effects(bufs);
             self.send(bufs);
-        }
-        // Return what control has to free before taking anything new.
-        while let Some(old) = bufs.retired.pop() {
-            if let Err(rtrb::PushError::Full(FromWorker::Retired(old))) =
-                self.link.outbox.push(FromWorker::Retired(old))
-            {
-                bufs.retired.push(old);
-                break;
-            }
-        }
-        while let Ok(msg) = self.link.inbox.pop() {
-            match msg {
-                ToWorker::Policy(p) => {
-                    let generation = p.generation;
-                    bufs.retired.push(self.pipeline.set_policy(p));
-                    self.stats.generation.set(generation);
-                }
-            }
         }
     }
 }
@@ -301,6 +234,4 @@ pub struct Buffers<'e> {
     rx: Burst<'e>,
     tx: [Burst<'e>; 2],
     fx: Effects<Mbuf<'e>>,
-    /// Policies waiting for room in the outbox.
-    retired: Vec<Arc<Policy>>,
 }

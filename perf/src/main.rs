@@ -386,7 +386,7 @@ fn main() -> Result<()> {
                             let _ = tx.push(m);
                         }
                     });
-                    p.maintain(now, fx);
+                    p.maintain(now, u64::MAX, fx);
                 },
             )?;
             let p = state.0;
@@ -446,7 +446,7 @@ fn main() -> Result<()> {
                             let _ = tx.push(m);
                         }
                     });
-                    p.maintain(now, fx);
+                    p.maintain(now, u64::MAX, fx);
                 },
             )?;
             full += state.0.stats().drops[dataplane::DropReason::FlowTableFull.index()].get();

@@ -84,6 +84,33 @@ impl Lab {
             .unwrap_or_else(|e| panic!("running {args:?} in {ns:?}: {e}"))
     }
 
+    /// Starts the lab's DNS server (dnsmasq on 192.0.2.53, see `scripts/lab`).
+    pub fn start_dns(&self) -> crate::process::Running {
+        let mut c = Command::new(script());
+        c.args(["dns", &self.name]);
+        crate::process::Running::start(c)
+    }
+
+    /// Starts a web server on port 80 of every server address, serving `dir`.
+    pub fn start_web(&self, dir: &std::path::Path) -> crate::process::Running {
+        let mut c = self.command(Ns::Server, "/usr/bin/python3");
+        c.args(["-m", "http.server", "80", "--bind", "::", "--directory"])
+            .arg(dir);
+        crate::process::Running::start(c)
+    }
+
+    /// Fetches `url` from the client with curl (`seconds` at most); returns the body, or `None`
+    /// if the fetch failed.
+    pub fn fetch(&self, url: &str, seconds: u32) -> Option<String> {
+        let out = self.run(
+            Ns::Client,
+            &["curl", "-sf", "--max-time", &seconds.to_string(), url],
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Whether `ping` from the client reaches `dst` (`count` echoes, 1 s deadline each).
     pub fn ping(&self, dst: &str, count: u32) -> bool {
         self.run(

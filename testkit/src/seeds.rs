@@ -70,6 +70,56 @@ pub fn pipeline_seeds(dir: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Seeds for the `dns` target: every UDP or TCP payload to or from port 53 (TCP without its
+/// length prefix when it holds one whole message).
+pub fn dns_seeds(dir: &Path) -> Vec<Vec<u8>> {
+    let mut seeds = Vec::new();
+    for p in capture_files(dir) {
+        for f in ethernet_frames(&p) {
+            let Ok(dataplane::packet::Frame::Ip(ip)) = dataplane::packet::parse(&f) else {
+                continue;
+            };
+            let (start, end) = (
+                usize::from(ip.l4_offset),
+                usize::from(ip.ip_end).min(f.len()),
+            );
+            let payload = match ip.l4 {
+                dataplane::packet::L4::Udp { sport, dport } if sport == 53 || dport == 53 => {
+                    f.get(start + 8..end)
+                }
+                dataplane::packet::L4::Tcp { sport, dport, .. } if sport == 53 || dport == 53 => {
+                    let hl = f.get(start + 12).map_or(0, |b| usize::from(b >> 4) * 4);
+                    f.get(start + hl + 2..end)
+                }
+                _ => None,
+            };
+            if let Some(p) = payload.filter(|p| p.len() >= 12) {
+                seeds.push(p.to_vec());
+            }
+        }
+    }
+    seeds.sort();
+    seeds.dedup();
+    seeds
+}
+
+/// Seeds for the `learner` target: the DNS responses of the captures, each as one record.
+pub fn learner_seeds(dir: &Path) -> Vec<Vec<u8>> {
+    dns_seeds(dir)
+        .into_iter()
+        .filter(|m| m.get(2).is_some_and(|b| b & 0x80 != 0))
+        .map(|m| {
+            let mut input = u16::try_from(m.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes()
+                .to_vec();
+            input.push(1);
+            input.extend_from_slice(&m);
+            input
+        })
+        .collect()
+}
+
 /// A stable file name for a seed.
 pub fn seed_name(data: &[u8]) -> String {
     // FNV-1a: a name that only depends on the bytes.

@@ -45,3 +45,29 @@ fn pipeline_corpus_and_capture_seeds() {
         dataplane::fuzzing::pipeline(i);
     }
 }
+
+#[test]
+fn dns_corpus_and_capture_seeds() {
+    let mut inputs = corpus("dns");
+    inputs.extend(testkit::seeds::dns_seeds(&captures()));
+    assert!(inputs.len() >= 100, "{} inputs", inputs.len());
+    for i in &inputs {
+        dataplane::fuzzing::dns(i);
+        for cut in [2, 12, 20, 40] {
+            dataplane::fuzzing::dns(&i[..i.len().min(cut)]);
+        }
+    }
+}
+
+#[test]
+fn learner_corpus_and_capture_seeds() {
+    let mut inputs = corpus("learner");
+    let seeds = testkit::seeds::learner_seeds(&captures());
+    assert!(seeds.len() >= 50, "{} seeds", seeds.len());
+    // All the captures' answers in one run too: the table fills, bounds and expiry apply.
+    inputs.push(seeds.concat());
+    inputs.extend(seeds);
+    for i in &inputs {
+        dataplane::fuzzing::learner(i);
+    }
+}

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use crate::counter::Counter;
 use crate::flow::{DecidedBy, Timeouts};
+use crate::fqdn::NameMatcher;
+use crate::fqdn::snoop::DnsPolicy;
 use crate::verdict::Verdict;
 
 pub use matcher::{Matcher, Tuple};
@@ -70,6 +72,8 @@ pub struct Policy {
     pub rules: Vec<RuleInfo>,
     /// The classifier over the rules' match fields.
     pub matcher: Matcher,
+    /// The rules' `dst_fqdn` patterns.
+    pub names: NameMatcher,
     /// The verdict when no rule matches.
     pub default: Verdict,
     /// Flow idle timeouts.
@@ -80,6 +84,8 @@ pub struct Policy {
     pub reject_rate: u32,
     /// Per-worker rule counters, indexed by worker.
     pub counters: Vec<RuleCounters>,
+    /// DNS snooping settings.
+    pub dns: DnsPolicy,
 }
 
 impl Policy {
@@ -98,10 +104,12 @@ impl Policy {
         Policy {
             generation,
             matcher: Matcher::new(&cfg.rules),
+            names: NameMatcher::new(&cfg.rules),
             default: Verdict::of(cfg.default.action),
             timeouts: Timeouts::from_config(&cfg.flows),
             tcp_midstream: cfg.flows.tcp_midstream,
             reject_rate: cfg.flows.reject_rate,
+            dns: DnsPolicy::from_config(&cfg.dns),
             counters: (0..workers.max(1))
                 .map(|_| RuleCounters::new(rules.len()))
                 .collect(),

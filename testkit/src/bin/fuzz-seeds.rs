@@ -6,6 +6,8 @@ fn main() -> std::io::Result<()> {
     for (target, seeds) in [
         ("parse", testkit::seeds::parse_seeds(&captures)),
         ("pipeline", testkit::seeds::pipeline_seeds(&captures)),
+        ("dns", testkit::seeds::dns_seeds(&captures)),
+        ("learner", testkit::seeds::learner_seeds(&captures)),
     ] {
         let dir = corpus.join(target);
         std::fs::create_dir_all(&dir)?;

@@ -1,0 +1,189 @@
+//! The control thread's work while the appliance runs: messages from workers (DNS answers to
+//! learn from, tables and policies handed back), learning and expiry, publishing FQDN tables,
+//! releasing held answers, reloading, saving the FQDN cache.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dataplane::agent::{ControlLink, FromWorker, ToWorker};
+use dataplane::fqdn::{AnswerResult, Learner, LearnerStats, Limits};
+use dataplane::worker::Clock;
+use dataplane::{FqdnMap, Policy};
+use tracing::{error, info, warn};
+
+use crate::fqdn;
+
+/// The control thread's state.
+#[derive(Debug)]
+pub struct Control {
+    /// The configuration file.
+    pub path: PathBuf,
+    /// The configuration in force.
+    pub cfg: config::Config,
+    /// The policy in force.
+    pub policy: Arc<Policy>,
+    /// One link per worker.
+    pub links: Vec<ControlLink>,
+    /// The DNS learner and the workers' tables.
+    pub learner: Learner,
+    /// The data path's clock.
+    pub clock: Clock,
+    /// Held DNS answers waiting to be told when to go: (worker, token, learned).
+    pending_holds: Vec<(usize, u64, bool)>,
+    last_save: Instant,
+}
+
+impl Control {
+    /// The controller of `workers` workers; returns it with each worker's first FQDN table.
+    pub fn new(
+        path: PathBuf,
+        cfg: config::Config,
+        policy: Arc<Policy>,
+        workers: usize,
+        clock: Clock,
+    ) -> (Control, std::vec::IntoIter<Box<FqdnMap>>) {
+        let (learner, maps) = Learner::new(
+            Limits::from_config(&cfg.dns),
+            Arc::clone(&policy),
+            workers,
+            Arc::new(LearnerStats::default()),
+        );
+        (
+            Control {
+                path,
+                cfg,
+                policy,
+                links: Vec::with_capacity(workers),
+                learner,
+                clock,
+                pending_holds: Vec::new(),
+                last_save: Instant::now(),
+            },
+            maps.into_iter(),
+        )
+    }
+
+    /// Restores the FQDN cache file, if configured. A missing or corrupt file is reported,
+    /// never fatal.
+    pub fn load_cache(&mut self) {
+        let Some(path) = self.cfg.dns.cache_file.clone() else {
+            return;
+        };
+        let now = self.clock.now();
+        match fqdn::load_cache(&path, &mut self.learner, now) {
+            Ok(n) => info!(file = %path.display(), bindings = n, "FQDN cache restored"),
+            Err(e) if !path.exists() => info!("no FQDN cache yet ({e})"),
+            Err(e) => warn!("FQDN cache not restored: {e}"),
+        }
+    }
+
+    /// Saves the FQDN cache file, if configured; failures are logged.
+    pub fn save_cache(&mut self) {
+        self.last_save = Instant::now();
+        let Some(path) = self.cfg.dns.cache_file.clone() else {
+            return;
+        };
+        match fqdn::save_cache(&path, &self.learner, self.clock.now()) {
+            Ok(n) => tracing::debug!(file = %path.display(), bindings = n, "FQDN cache saved"),
+            Err(e) => warn!(file = %path.display(), "FQDN cache not saved: {e}"),
+        }
+    }
+
+    /// Does what is waiting; returns whether there was anything.
+    pub fn poll(&mut self) -> bool {
+        let now = self.clock.now();
+        let mut busy = false;
+        for w in 0..self.links.len() {
+            while let Ok(msg) = self.links[w].from_worker.pop() {
+                busy = true;
+                match msg {
+                    FromWorker::Retired(p) => drop(p),
+                    FromWorker::FqdnReturned(map) => self.learner.returned(w, map),
+                    FromWorker::Dns(h) => {
+                        let r = self.learner.learn(&h.message, now);
+                        if let Some(token) = h.hold {
+                            self.pending_holds
+                                .push((w, token, r == AnswerResult::Learned));
+                        }
+                    }
+                }
+            }
+        }
+        self.learner.expire(now);
+        let version = self.learner.commit();
+        for w in 0..self.links.len() {
+            if self.links[w].to_worker.slots() == 0 {
+                continue;
+            }
+            if let Some(table) = self.learner.publish(w) {
+                busy = true;
+                // A free slot was checked just above and only this thread pushes.
+                let _ = self.links[w].to_worker.push(ToWorker::Fqdn(table));
+            }
+        }
+        let links = &mut self.links;
+        self.pending_holds.retain(|&(w, token, learned)| {
+            let version = if learned { version } else { 0 };
+            links[w]
+                .to_worker
+                .push(ToWorker::Hold { token, version })
+                .is_err()
+        });
+        if self.last_save.elapsed() >= self.cfg.dns.cache_interval {
+            self.save_cache();
+        }
+        busy
+    }
+
+    /// Re-reads the configuration and, if it is valid, publishes the new policy to every
+    /// worker and re-matches the learned names. On error the running policy stays and the error
+    /// (`FILE:LINE:COL: message`) is returned.
+    pub fn reload(&mut self) -> Result<u64, String> {
+        let cfg = match config::load(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("reload refused, the running policy stays: {e}");
+                return Err(e.to_string());
+            }
+        };
+        if cfg.dpdk != self.cfg.dpdk
+            || cfg.ports != self.cfg.ports
+            || cfg.flows.capacity != self.cfg.flows.capacity
+        {
+            warn!(
+                "reload: [dpdk], [ports] and [flows].capacity take effect at the next start only"
+            );
+        }
+        let generation = self.policy.generation + 1;
+        let policy = Arc::new(Policy::compile(&cfg, generation, self.links.len()));
+        for l in &mut self.links {
+            // A full inbox means a stuck worker; it would get the next reload instead.
+            if l.to_worker
+                .push(ToWorker::Policy(Arc::clone(&policy)))
+                .is_err()
+            {
+                warn!(
+                    "a worker's inbox is full; it keeps generation {}",
+                    self.policy.generation
+                );
+            }
+        }
+        self.learner.set_limits(Limits::from_config(&cfg.dns));
+        self.learner.set_policy(Arc::clone(&policy));
+        info!(
+            generation,
+            rules = policy.rules.len(),
+            "configuration reloaded"
+        );
+        self.policy = policy;
+        self.cfg = cfg;
+        Ok(generation)
+    }
+}
+
+/// How long the control loop keeps spinning after its last piece of work before it sleeps:
+/// held DNS answers need it to react within microseconds while answers come in.
+pub const SPIN_AFTER_WORK: Duration = Duration::from_millis(20);
+/// How long it sleeps when idle.
+pub const IDLE_SLEEP: Duration = Duration::from_millis(1);

@@ -1,0 +1,314 @@
+//! A worker's side of its conversations with the control thread and the admin thread, free of
+//! DPDK so that tests and stress runs drive it exactly as the appliance does.
+//!
+//! Each conversation is a pair of single-producer single-consumer rings (wait-free; polling an
+//! empty ring is one load). At its quiescent point — between bursts, holding no reference into
+//! published state — the worker hands DNS answers to control, gives back what it no longer uses
+//! (the previous policy, the previous FQDN table) so that control frees it, takes in what
+//! control publishes, and serves admin requests, a bounded chunk at a time so that listing a
+//! million flows never stalls traffic. Everything it reports is copied out (names included):
+//! nothing the admin thread holds points into the worker's tables.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::counter::Gauge;
+use crate::flow::{DecidedBy, FlowState};
+use crate::fqdn::FqdnMap;
+use crate::pipeline::{DnsHandoff, Effects, Pipeline};
+use crate::policy::Policy;
+use crate::side::Side;
+
+/// A message from the control thread to a worker.
+#[derive(Debug)]
+pub enum ToWorker {
+    /// Put this policy in force.
+    Policy(Arc<Policy>),
+    /// Read this FQDN table from now on (hand the previous one back).
+    Fqdn(Box<FqdnMap>),
+    /// Release held DNS answer `token` once every worker reads table version `version` or
+    /// newer (0: at once).
+    Hold {
+        /// The hold's token ([`DnsHandoff::hold`]).
+        token: u64,
+        /// The table version that makes its addresses visible everywhere.
+        version: u64,
+    },
+}
+
+/// A message from a worker to the control thread.
+#[derive(Debug)]
+pub enum FromWorker {
+    /// The worker no longer uses this policy: control drops it.
+    Retired(Arc<Policy>),
+    /// The FQDN table the worker no longer reads: control's spare copy again.
+    FqdnReturned(Box<FqdnMap>),
+    /// A DNS answer to learn from.
+    Dns(DnsHandoff),
+}
+
+/// A request of the admin thread to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRequest {
+    /// Flows from slot `from` on: at most `max` rows, looking at most `max_slots` slots.
+    Flows {
+        /// Where to start.
+        from: usize,
+        /// Rows at most.
+        max: usize,
+        /// Slots examined at most (bounds the work of a sparse table).
+        max_slots: usize,
+    },
+}
+
+/// One flow, copied out of a worker's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRow {
+    /// The worker that owns it.
+    pub worker: usize,
+    /// IP protocol.
+    pub proto: u8,
+    /// The initiator's address and port (ICMP: echo identifier).
+    pub src: (IpAddr, u16),
+    /// The responder's address and port.
+    pub dst: (IpAddr, u16),
+    /// The port the initiator's first packet came in on.
+    pub side: Side,
+    /// State.
+    pub state: FlowState,
+    /// The deciding rule's name (`None`: the default action).
+    pub rule: Option<String>,
+    /// The name an FQDN rule matched, copied.
+    pub fqdn: Option<String>,
+    /// Packets in both directions.
+    pub packets: u64,
+    /// Bytes in both directions.
+    pub bytes: u64,
+    /// Data path time of the first packet (ns).
+    pub created: u64,
+    /// Data path time of the last packet (ns).
+    pub last_seen: u64,
+}
+
+/// A worker's answer to an [`AdminRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminReply {
+    /// A chunk of flows and where the next one starts (`None`: that was the last).
+    Flows {
+        /// The rows.
+        rows: Vec<FlowRow>,
+        /// The slot to continue from.
+        next: Option<usize>,
+    },
+}
+
+/// Messages in flight between control and one worker, each way.
+pub const LINK_CAPACITY: usize = 1024;
+/// Admin requests (and replies) in flight per worker.
+pub const ADMIN_CAPACITY: usize = 4;
+
+/// The worker's ends of its rings.
+#[derive(Debug)]
+pub struct WorkerLink {
+    /// Messages from control.
+    pub inbox: rtrb::Consumer<ToWorker>,
+    /// Messages to control.
+    pub outbox: rtrb::Producer<FromWorker>,
+    /// Requests from the admin thread.
+    pub admin_in: rtrb::Consumer<AdminRequest>,
+    /// Replies to the admin thread.
+    pub admin_out: rtrb::Producer<AdminReply>,
+}
+
+/// Control's ends of one worker's rings.
+#[derive(Debug)]
+pub struct ControlLink {
+    /// Messages to the worker.
+    pub to_worker: rtrb::Producer<ToWorker>,
+    /// Messages from the worker.
+    pub from_worker: rtrb::Consumer<FromWorker>,
+}
+
+/// The admin thread's ends of one worker's rings.
+#[derive(Debug)]
+pub struct AdminLink {
+    /// Requests to the worker.
+    pub requests: rtrb::Producer<AdminRequest>,
+    /// Replies from the worker.
+    pub replies: rtrb::Consumer<AdminReply>,
+}
+
+/// A worker's rings: the worker's ends, control's ends, the admin thread's ends.
+pub fn link() -> (WorkerLink, ControlLink, AdminLink) {
+    let (to_worker, inbox) = rtrb::RingBuffer::new(LINK_CAPACITY);
+    let (outbox, from_worker) = rtrb::RingBuffer::new(LINK_CAPACITY);
+    let (requests, admin_in) = rtrb::RingBuffer::new(ADMIN_CAPACITY);
+    let (admin_out, replies) = rtrb::RingBuffer::new(ADMIN_CAPACITY);
+    (
+        WorkerLink {
+            inbox,
+            outbox,
+            admin_in,
+            admin_out,
+        },
+        ControlLink {
+            to_worker,
+            from_worker,
+        },
+        AdminLink { requests, replies },
+    )
+}
+
+/// The FQDN table version each worker reads: written by that worker, read by all (a held DNS
+/// answer leaves once the smallest of them reached the version it needs).
+#[derive(Debug)]
+pub struct FleetVersions(Box<[Gauge]>);
+
+impl FleetVersions {
+    /// Versions for `workers` workers, all 0.
+    pub fn new(workers: usize) -> Self {
+        FleetVersions((0..workers.max(1)).map(|_| Gauge::default()).collect())
+    }
+
+    /// Records the version worker `w` reads. Only worker `w` may call this.
+    pub fn set(&self, w: usize, version: u64) {
+        if let Some(g) = self.0.get(w) {
+            g.set(version);
+        }
+    }
+
+    /// The version worker `w` reads.
+    pub fn get(&self, w: usize) -> u64 {
+        self.0.get(w).map_or(0, Gauge::get)
+    }
+
+    /// The smallest version any worker reads.
+    pub fn min(&self) -> u64 {
+        self.0.iter().map(Gauge::get).min().unwrap_or(0)
+    }
+}
+
+/// A worker's conversations.
+#[derive(Debug)]
+pub struct Agent {
+    /// The worker's index.
+    pub id: usize,
+    /// Its rings.
+    pub link: WorkerLink,
+    /// Every worker's FQDN table version.
+    pub fleet: Arc<FleetVersions>,
+    /// The policy generation the worker applies (written here, read by stats).
+    pub generation: Arc<Gauge>,
+    /// What waits for room in the outbox to go back to control.
+    retired: Vec<FromWorker>,
+}
+
+impl Agent {
+    /// The agent of worker `id`.
+    pub fn new(
+        id: usize,
+        link: WorkerLink,
+        fleet: Arc<FleetVersions>,
+        generation: Arc<Gauge>,
+    ) -> Self {
+        Agent {
+            id,
+            link,
+            fleet,
+            generation,
+            retired: Vec::new(),
+        }
+    }
+
+    /// The quiescent point's conversations (after `pipeline.maintain`): DNS answers go to
+    /// control (if its ring is full, an answer is not learned and its packet goes on at once),
+    /// retired state goes back, control's messages are applied, one admin request is served.
+    pub fn quiescent<H: AsRef<[u8]>>(
+        &mut self,
+        pipeline: &mut Pipeline<H>,
+        fx: &mut Effects<H>,
+        now: u64,
+    ) {
+        for h in fx.dns.drain(..) {
+            let token = h.hold;
+            if self.link.outbox.push(FromWorker::Dns(h)).is_err() {
+                pipeline.stats().dns_handoff_full.inc();
+                if let Some(t) = token {
+                    pipeline.resolve_hold(t, 0);
+                }
+            }
+        }
+        // Give back what control has to free before taking anything new.
+        while let Some(old) = self.retired.pop() {
+            if let Err(rtrb::PushError::Full(old)) = self.link.outbox.push(old) {
+                self.retired.push(old);
+                break;
+            }
+        }
+        while let Ok(msg) = self.link.inbox.pop() {
+            match msg {
+                ToWorker::Policy(p) => {
+                    let generation = p.generation;
+                    self.retired
+                        .push(FromWorker::Retired(pipeline.set_policy(p)));
+                    self.generation.set(generation);
+                }
+                ToWorker::Fqdn(table) => {
+                    let version = table.version();
+                    self.retired
+                        .push(FromWorker::FqdnReturned(pipeline.set_fqdn(table)));
+                    self.fleet.set(self.id, version);
+                }
+                ToWorker::Hold { token, version } => pipeline.resolve_hold(token, version),
+            }
+        }
+        if self.link.admin_out.slots() > 0 {
+            if let Ok(req) = self.link.admin_in.pop() {
+                let reply = self.serve(pipeline, &req, now);
+                // A free slot was checked above and only this thread pushes.
+                let _ = self.link.admin_out.push(reply);
+            }
+        }
+    }
+
+    fn serve<H: AsRef<[u8]>>(
+        &self,
+        pipeline: &Pipeline<H>,
+        req: &AdminRequest,
+        _now: u64,
+    ) -> AdminReply {
+        match *req {
+            AdminRequest::Flows {
+                from,
+                max,
+                max_slots,
+            } => {
+                let policy = pipeline.policy();
+                let (chunk, next) = pipeline.flows().chunk_bounded(from, max, max_slots);
+                let rows = chunk
+                    .into_iter()
+                    .map(|(_, f)| FlowRow {
+                        worker: self.id,
+                        proto: f.key.proto,
+                        src: f.initiator(),
+                        dst: f.responder(),
+                        side: f.init_side,
+                        state: f.state,
+                        rule: match f.decided_by {
+                            DecidedBy::Rule(i) => {
+                                policy.rules.get(i as usize).map(|r| r.name.to_string())
+                            }
+                            DecidedBy::Default => None,
+                        },
+                        fqdn: f.fqdn.as_ref().map(|a| a.name().to_owned()),
+                        packets: f.packets,
+                        bytes: f.bytes,
+                        created: f.created,
+                        last_seen: f.last_seen,
+                    })
+                    .collect();
+                AdminReply::Flows { rows, next }
+            }
+        }
+    }
+}

@@ -1,0 +1,800 @@
+//! The DNS learner: turns validated DNS answers into name -> address bindings, expires them,
+//! bounds them, and publishes the resulting per-worker tables (see [`super::table`]).
+//!
+//! It runs on the control thread (or inline in `replay`). Workers have already checked that an
+//! answer matches a query they saw on its flow and comes from a trusted server; the learner
+//! reads the whole answer:
+//!
+//! - the CNAME chain is followed from the question name (at most `max_cname_chain` links, no
+//!   name twice); an address (A, AAAA, or an HTTPS/SVCB `ipv4hint`/`ipv6hint`) owned by a chain
+//!   name is bound to that name and to every name before it in the chain;
+//! - only names that match some rule's `dst_fqdn` pattern are bound, which bounds memory under
+//!   floods of unique names;
+//! - a binding lives for the smallest TTL along its chain, clamped to `[min_ttl, max_ttl]`;
+//! - at most `max_ips_per_name` addresses per name (the oldest binding goes), `max_names` names
+//!   and `max_ips` addresses in all (beyond, new ones are refused); each eviction or refusal is
+//!   counted by reason.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::counter::{Counter, Gauge};
+use crate::dns::message::{Message, RData};
+use crate::dns::name::Name;
+use crate::fqdn::table::{FqdnMap, IpEntry, IpKey, Op, Replica};
+use crate::policy::Policy;
+
+const NANOS: u64 = 1_000_000_000;
+
+/// The bounds of `[dns]`, in the learner's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Shortest binding lifetime (ns).
+    pub min_ttl: u64,
+    /// Longest binding lifetime (ns).
+    pub max_ttl: u64,
+    /// Addresses per name.
+    pub max_ips_per_name: usize,
+    /// Names in all.
+    pub max_names: usize,
+    /// Addresses in all.
+    pub max_ips: usize,
+    /// CNAME links followed.
+    pub max_cname_chain: usize,
+}
+
+impl Limits {
+    /// From the `[dns]` section.
+    pub fn from_config(d: &config::Dns) -> Self {
+        let ns = |x: std::time::Duration| u64::try_from(x.as_nanos()).unwrap_or(u64::MAX);
+        Limits {
+            min_ttl: ns(d.min_ttl),
+            max_ttl: ns(d.max_ttl),
+            max_ips_per_name: d.max_ips_per_name as usize,
+            max_names: d.max_names as usize,
+            max_ips: d.max_ips as usize,
+            max_cname_chain: d.max_cname_chain as usize,
+        }
+    }
+}
+
+/// What became of a DNS answer, as `ferrowall_dns_answers_total{result}` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnswerResult {
+    /// At least one binding was made or refreshed.
+    Learned,
+    /// No query on the flow matched it (counted by workers).
+    NoQuery,
+    /// It came from a server not in `trusted_servers` (counted by workers).
+    Untrusted,
+    /// It could not be read.
+    Malformed,
+    /// It named nothing that a rule's patterns match (or carried no address).
+    NoMatch,
+}
+
+impl AnswerResult {
+    /// Every result, in counter order.
+    pub const ALL: [AnswerResult; 5] = [
+        AnswerResult::Learned,
+        AnswerResult::NoQuery,
+        AnswerResult::Untrusted,
+        AnswerResult::Malformed,
+        AnswerResult::NoMatch,
+    ];
+
+    /// The `result` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerResult::Learned => "learned",
+            AnswerResult::NoQuery => "no_query",
+            AnswerResult::Untrusted => "untrusted",
+            AnswerResult::Malformed => "malformed",
+            AnswerResult::NoMatch => "no_match",
+        }
+    }
+
+    /// Position in per-result counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why a binding went away (or was never made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// Its TTL ran out.
+    Ttl,
+    /// Its name had `max_ips_per_name` newer addresses.
+    PerNameCap,
+    /// `max_names` or `max_ips` was reached.
+    TableCap,
+}
+
+impl Eviction {
+    /// Every reason, in counter order.
+    pub const ALL: [Eviction; 3] = [Eviction::Ttl, Eviction::PerNameCap, Eviction::TableCap];
+
+    /// The `reason` label of `ferrowall_fqdn_evictions_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Eviction::Ttl => "ttl",
+            Eviction::PerNameCap => "per_name_cap",
+            Eviction::TableCap => "table_cap",
+        }
+    }
+}
+
+/// The learner's counters (written by the control thread only).
+#[derive(Debug, Default)]
+pub struct LearnerStats {
+    /// Answers by result (`AnswerResult::index`); workers count `no_query` and `untrusted`.
+    pub answers: [Counter; 5],
+    /// Bindings evicted or refused, by reason.
+    pub evictions: [Counter; 3],
+    /// Addresses in the table.
+    pub entries: Gauge,
+    /// Names in the table.
+    pub names: Gauge,
+}
+
+#[derive(Debug, Clone)]
+struct Binding {
+    name: Arc<str>,
+    expires: u64,
+    /// Learning order: later bindings list their name first.
+    seq: u64,
+}
+
+/// One binding in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingView {
+    /// The name.
+    pub name: Arc<str>,
+    /// When it expires (data path clock, ns).
+    pub expires: u64,
+}
+
+/// The learner and the per-worker tables it publishes.
+#[derive(Debug)]
+pub struct Learner {
+    limits: Limits,
+    policy: Arc<Policy>,
+    by_ip: HashMap<IpKey, Vec<Binding>>,
+    by_name: HashMap<Arc<str>, VecDeque<IpKey>>,
+    /// (expiry, address, name), earliest first; stale items are skipped when popped.
+    expiries: BinaryHeap<Reverse<(u64, IpKey, Arc<str>)>>,
+    dirty: HashSet<IpKey>,
+    replicas: Vec<Replica>,
+    version: u64,
+    seq: u64,
+    stats: Arc<LearnerStats>,
+}
+
+/// A CNAME chain: names from the question on, and the smallest TTL up to each.
+type Chain = Vec<(Arc<str>, u32)>;
+
+impl Learner {
+    /// A learner for `workers` workers under `policy`; returns it with each worker's first
+    /// (empty) table.
+    pub fn new(
+        limits: Limits,
+        policy: Arc<Policy>,
+        workers: usize,
+        stats: Arc<LearnerStats>,
+    ) -> (Learner, Vec<Box<FqdnMap>>) {
+        let (replicas, maps): (Vec<Replica>, Vec<Box<FqdnMap>>) =
+            (0..workers.max(1)).map(|_| Replica::new()).unzip();
+        (
+            Learner {
+                limits,
+                policy,
+                by_ip: HashMap::new(),
+                by_name: HashMap::new(),
+                expiries: BinaryHeap::new(),
+                dirty: HashSet::new(),
+                replicas,
+                version: 0,
+                seq: 0,
+                stats,
+            },
+            maps,
+        )
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<LearnerStats> {
+        &self.stats
+    }
+
+    /// The policy whose patterns decide what is learned.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// The number of the last committed change.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Changes the bounds (reload). Existing bindings stay until they expire or are evicted.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// Puts a new policy in force: every entry's rules are matched again (learned bindings
+    /// survive; the next [`Learner::commit`] republishes every address).
+    pub fn set_policy(&mut self, policy: Arc<Policy>) {
+        self.policy = policy;
+        self.dirty.extend(self.by_ip.keys().copied());
+    }
+
+    /// Learns from one DNS response message (already matched to a query and trusted) at `now`.
+    pub fn learn(&mut self, message: &[u8], now: u64) -> AnswerResult {
+        let r = self.learn_inner(message, now);
+        self.stats.answers[r.index()].inc();
+        r
+    }
+
+    fn learn_inner(&mut self, message: &[u8], now: u64) -> AnswerResult {
+        let Ok(m) = Message::parse(message) else {
+            return AnswerResult::Malformed;
+        };
+        if !m.is_response() {
+            return AnswerResult::Malformed;
+        }
+        let question = match m.question() {
+            Ok(Some(q)) => q,
+            _ => return AnswerResult::Malformed,
+        };
+        let Some(qname) = name_text(&question.name) else {
+            return AnswerResult::NoMatch;
+        };
+        let mut records = Vec::new();
+        for r in m.answers() {
+            match r {
+                Ok(r) => records.push(r),
+                Err(_) => return AnswerResult::Malformed,
+            }
+        }
+        let chain = self.chain(qname, &records);
+        // Addresses by the chain position of their owner.
+        let mut addrs: Vec<(usize, IpAddr, u32)> = Vec::new();
+        for r in &records {
+            let Some(owner) = name_text(&r.name) else {
+                continue;
+            };
+            let Some(pos) = chain.iter().position(|(n, _)| **n == *owner) else {
+                continue;
+            };
+            match &r.data {
+                RData::A(a) => addrs.push((pos, IpAddr::V4(*a), r.ttl)),
+                RData::Aaaa(a) => addrs.push((pos, IpAddr::V6(*a), r.ttl)),
+                RData::Svcb(s) => {
+                    for a in &s.ipv4hint {
+                        addrs.push((pos, IpAddr::V4(*a), r.ttl));
+                    }
+                    for a in &s.ipv6hint {
+                        addrs.push((pos, IpAddr::V6(*a), r.ttl));
+                    }
+                }
+                RData::Cname(_) | RData::Other { .. } => {}
+            }
+        }
+        let matching: Vec<bool> = chain
+            .iter()
+            .map(|(n, _)| !self.policy.names.matches(n).is_empty())
+            .collect();
+        let mut bound = false;
+        for (pos, ip, ttl) in addrs {
+            // Bound from the address's owner back to the question, so that the question name
+            // is the most recent (listed first, and the one attributed to flows).
+            for j in (0..=pos).rev() {
+                if !matching[j] {
+                    continue;
+                }
+                // The binding lives as long as every link from the question to the address.
+                let ttl = chain[..=pos]
+                    .iter()
+                    .map(|(_, t)| *t)
+                    .min()
+                    .unwrap_or(0)
+                    .min(ttl);
+                let life = (u64::from(ttl) * NANOS).clamp(
+                    self.limits.min_ttl,
+                    self.limits.max_ttl.max(self.limits.min_ttl),
+                );
+                bound |= self.bind(&chain[j].0, IpKey::new(ip), now.saturating_add(life));
+            }
+        }
+        if bound {
+            AnswerResult::Learned
+        } else {
+            AnswerResult::NoMatch
+        }
+    }
+
+    /// The CNAME chain from `qname` through the answer section.
+    fn chain(&self, qname: &str, records: &[crate::dns::message::Record]) -> Chain {
+        let mut chain: Chain = vec![(self.interned(qname), u32::MAX)];
+        for _ in 0..self.limits.max_cname_chain {
+            let (last, ttl) = chain
+                .last()
+                .map(|(n, t)| (Arc::clone(n), *t))
+                .unwrap_or((Arc::from(""), 0));
+            let next = records.iter().find_map(|r| match &r.data {
+                RData::Cname(target) if name_text(&r.name).is_some_and(|o| *o == *last) => {
+                    name_text(target).map(|t| (t.to_owned(), r.ttl))
+                }
+                _ => None,
+            });
+            let Some((target, cttl)) = next else { break };
+            if chain.iter().any(|(n, _)| **n == *target) {
+                break; // a CNAME loop: stop where it closes
+            }
+            chain.push((self.interned(&target), ttl.min(cttl)));
+        }
+        chain
+    }
+
+    /// The shared copy of a name already known, or a new one.
+    fn interned(&self, name: &str) -> Arc<str> {
+        self.by_name
+            .get_key_value(name)
+            .map_or_else(|| Arc::from(name), |(k, _)| Arc::clone(k))
+    }
+
+    /// Binds `name` to `ip` until `expires`. Returns whether a binding was made or refreshed.
+    fn bind(&mut self, name: &Arc<str>, ip: IpKey, expires: u64) -> bool {
+        let new_name = !self.by_name.contains_key(&**name);
+        let new_ip = !self.by_ip.contains_key(&ip);
+        if (new_name && self.by_name.len() >= self.limits.max_names)
+            || (new_ip && self.by_ip.len() >= self.limits.max_ips)
+        {
+            self.stats.evictions[Eviction::TableCap as usize].inc();
+            return false;
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        let bindings = self.by_ip.entry(ip).or_default();
+        match bindings.iter_mut().find(|b| b.name == *name) {
+            Some(b) => {
+                b.expires = b.expires.max(expires);
+                b.seq = seq;
+            }
+            None => {
+                bindings.push(Binding {
+                    name: Arc::clone(name),
+                    expires,
+                    seq,
+                });
+                let ips = self.by_name.entry(Arc::clone(name)).or_default();
+                ips.push_back(ip);
+                if ips.len() > self.limits.max_ips_per_name {
+                    if let Some(oldest) = ips.pop_front() {
+                        self.stats.evictions[Eviction::PerNameCap as usize].inc();
+                        self.unbind(name, oldest);
+                    }
+                }
+            }
+        }
+        self.expiries.push(Reverse((expires, ip, Arc::clone(name))));
+        self.dirty.insert(ip);
+        self.update_gauges();
+        true
+    }
+
+    /// Removes the binding of `name` to `ip` (its name's address list is the caller's).
+    fn unbind(&mut self, name: &Arc<str>, ip: IpKey) {
+        if let Some(bs) = self.by_ip.get_mut(&ip) {
+            bs.retain(|b| b.name != *name);
+            if bs.is_empty() {
+                self.by_ip.remove(&ip);
+            }
+            self.dirty.insert(ip);
+        }
+    }
+
+    fn update_gauges(&self) {
+        self.stats.entries.set(self.by_ip.len() as u64);
+        self.stats.names.set(self.by_name.len() as u64);
+    }
+
+    /// Removes the bindings whose TTL ran out by `now`.
+    pub fn expire(&mut self, now: u64) {
+        while let Some(Reverse((at, ip, name))) = self.expiries.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.expiries.pop();
+            // The binding may have been refreshed (a later expiry) or removed since.
+            let current = self
+                .by_ip
+                .get(&ip)
+                .and_then(|bs| bs.iter().find(|b| b.name == name))
+                .map(|b| b.expires);
+            if current != Some(at) {
+                continue;
+            }
+            self.stats.evictions[Eviction::Ttl as usize].inc();
+            self.unbind(&name, ip);
+            if let Some(ips) = self.by_name.get_mut(&name) {
+                ips.retain(|k| *k != ip);
+                if ips.is_empty() {
+                    self.by_name.remove(&name);
+                }
+            }
+        }
+        self.update_gauges();
+    }
+
+    /// The entry worker tables get for `ip`, or `None` if it has no binding left.
+    fn entry(&self, ip: &IpKey) -> Option<IpEntry> {
+        let bs = self.by_ip.get(ip)?;
+        let mut bs: Vec<&Binding> = bs.iter().collect();
+        bs.sort_by_key(|b| Reverse(b.seq));
+        let mut rules = Vec::new();
+        for b in &bs {
+            self.policy.names.matches_into(&b.name, &mut rules);
+        }
+        rules.sort_unstable();
+        rules.dedup();
+        Some(IpEntry {
+            names: bs.iter().map(|b| Arc::clone(&b.name)).collect(),
+            expires: bs.iter().map(|b| b.expires).max().unwrap_or(0),
+            rules: rules.into_boxed_slice(),
+            generation: self.policy.generation,
+        })
+    }
+
+    /// Turns the changes since the last commit into numbered table changes for every worker.
+    /// Returns the number of the last change (what a worker's table version must reach for it
+    /// to see everything learned so far).
+    pub fn commit(&mut self) -> u64 {
+        if self.dirty.is_empty() {
+            return self.version;
+        }
+        let mut dirty: Vec<IpKey> = self.dirty.drain().collect();
+        dirty.sort_unstable();
+        for ip in dirty {
+            self.version += 1;
+            let v = self.version;
+            match self.entry(&ip) {
+                Some(e) => {
+                    for r in &mut self.replicas {
+                        // Each worker gets its own allocation: the reference counts flows take
+                        // stay on that worker's cache lines.
+                        r.record(v, Op::Put(ip, Arc::new(e.clone())));
+                    }
+                }
+                None => {
+                    for r in &mut self.replicas {
+                        r.record(v, Op::Remove(ip));
+                    }
+                }
+            }
+        }
+        self.version
+    }
+
+    /// The next table for worker `w`, if it lacks changes and has given its previous one back.
+    pub fn publish(&mut self, w: usize) -> Option<Box<FqdnMap>> {
+        let replica = self.replicas.get(w)?;
+        if !replica.behind() {
+            return None;
+        }
+        if replica.needs_full() {
+            // Rare: the worker stalled long enough for its change log to overflow.
+            let entries: Vec<(IpKey, Arc<IpEntry>)> = self
+                .by_ip
+                .keys()
+                .filter_map(|ip| self.entry(ip).map(|e| (*ip, Arc::new(e))))
+                .collect();
+            return self.replicas[w].publish(move || entries);
+        }
+        self.replicas[w].publish(Vec::new)
+    }
+
+    /// Worker `w` gave back the table it no longer reads.
+    pub fn returned(&mut self, w: usize, map: Box<FqdnMap>) {
+        if let Some(r) = self.replicas.get_mut(w) {
+            r.returned(map);
+        }
+    }
+
+    /// Every address with its bindings (for listings and the cache file), unordered.
+    pub fn bindings(&self) -> impl Iterator<Item = (IpKey, Vec<BindingView>)> + '_ {
+        self.by_ip.iter().map(|(ip, bs)| {
+            let mut v: Vec<&Binding> = bs.iter().collect();
+            v.sort_by_key(|b| Reverse(b.seq));
+            (
+                *ip,
+                v.into_iter()
+                    .map(|b| BindingView {
+                        name: Arc::clone(&b.name),
+                        expires: b.expires,
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    /// Restores a binding read from the cache file (same bounds as learning; only names that
+    /// match some pattern). Returns whether it was kept.
+    pub fn restore(&mut self, name: &str, ip: IpAddr, expires: u64, now: u64) -> bool {
+        if expires <= now || self.policy.names.matches(name).is_empty() {
+            return false;
+        }
+        let name = self.interned(name);
+        self.bind(&name, IpKey::new(ip), expires)
+    }
+
+    /// Addresses in the table.
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    /// Whether nothing is learned.
+    pub fn is_empty(&self) -> bool {
+        self.by_ip.is_empty()
+    }
+}
+
+/// A name as patterns see it, if it has a text form.
+fn name_text(n: &Name) -> Option<&str> {
+    n.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::dns::message::build::{RecordSpec, response};
+    use crate::dns::message::rtype;
+
+    const S: u64 = NANOS;
+
+    fn policy(extra_dns: &str) -> (Arc<Policy>, Limits) {
+        let text = format!(
+            "[ports.inside]\ndevice = \"a\"\n[ports.outside]\ndevice = \"b\"\n[dns]\nmin_ttl = \"10s\"\nmax_ttl = \"1h\"\n{extra_dns}\n[[rule]]\nname = \"gh\"\naction = \"allow\"\ndst_fqdn = [\"github.com\", \"*.github.com\"]\n[[rule]]\nname = \"cdn\"\naction = \"allow\"\ndst_fqdn = [\"**.fastly.net\"]\n"
+        );
+        let cfg = config::parse(&text, "t.toml").unwrap();
+        (
+            Arc::new(Policy::compile(&cfg, 1, 1)),
+            Limits::from_config(&cfg.dns),
+        )
+    }
+
+    fn learner(extra: &str) -> Learner {
+        let (p, l) = policy(extra);
+        Learner::new(l, p, 2, Arc::default()).0
+    }
+
+    fn a(s: &str) -> RecordSpec {
+        RecordSpec::A(s.parse().unwrap())
+    }
+
+    fn names_of(l: &Learner, ip: &str) -> Vec<String> {
+        l.bindings()
+            .find(|(k, _)| k.ip() == ip.parse::<IpAddr>().unwrap())
+            .map(|(_, bs)| bs.iter().map(|b| b.name.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn learns_a_matching_name_and_publishes_it_to_every_worker() {
+        let (p, limits) = policy("");
+        let (mut l, mut maps) = Learner::new(limits, p, 2, Arc::default());
+        let msg = response(
+            1,
+            "GitHub.com",
+            rtype::A,
+            &[("github.com", 60, a("140.82.112.3"))],
+        );
+        assert_eq!(l.learn(&msg, 0), AnswerResult::Learned);
+        assert_eq!(names_of(&l, "140.82.112.3"), ["github.com"]);
+        let v = l.commit();
+        assert_eq!(v, 1);
+        for (w, map) in maps.iter_mut().enumerate() {
+            let new = l.publish(w).expect("behind");
+            let old = std::mem::replace(map, new);
+            l.returned(w, old);
+            let e = map
+                .get(&IpKey::new("140.82.112.3".parse().unwrap()))
+                .unwrap();
+            assert_eq!(
+                (&*e.names[0], &*e.rules, e.expires),
+                ("github.com", &[0u32][..], 60 * S)
+            );
+        }
+        assert_eq!(l.stats().answers[AnswerResult::Learned.index()].get(), 1);
+    }
+
+    #[test]
+    fn names_no_rule_matches_are_not_learned() {
+        let mut l = learner("");
+        let msg = response(
+            1,
+            "example.org",
+            rtype::A,
+            &[("example.org", 60, a("192.0.2.1"))],
+        );
+        assert_eq!(l.learn(&msg, 0), AnswerResult::NoMatch);
+        assert!(l.is_empty());
+        assert_eq!(l.learn(b"\x00\x01", 0), AnswerResult::Malformed);
+    }
+
+    #[test]
+    fn a_cname_chain_binds_every_matching_name_and_the_shortest_ttl() {
+        let mut l = learner("");
+        let msg = response(
+            7,
+            "www.github.com",
+            rtype::A,
+            &[
+                (
+                    "www.github.com",
+                    300,
+                    RecordSpec::Cname("github.map.fastly.net".into()),
+                ),
+                ("github.map.fastly.net", 20, a("185.199.108.133")),
+            ],
+        );
+        assert_eq!(l.learn(&msg, 0), AnswerResult::Learned);
+        let bs: Vec<(String, u64)> = l
+            .bindings()
+            .flat_map(|(_, b)| b.into_iter().map(|b| (b.name.to_string(), b.expires)))
+            .collect();
+        assert!(bs.contains(&("www.github.com".into(), 20 * S)));
+        assert!(bs.contains(&("github.map.fastly.net".into(), 20 * S)));
+        // An address owned by a name outside the chain is not bound.
+        let stray = response(
+            8,
+            "api.github.com",
+            rtype::A,
+            &[("evil.github.com", 60, a("203.0.113.9"))],
+        );
+        assert_eq!(l.learn(&stray, 0), AnswerResult::NoMatch);
+    }
+
+    #[test]
+    fn aaaa_and_https_hints_are_learned() {
+        let mut l = learner("");
+        let msg = response(
+            2,
+            "github.com",
+            rtype::HTTPS,
+            &[(
+                "github.com",
+                60,
+                RecordSpec::Https {
+                    target: ".".into(),
+                    ipv4hint: vec![Ipv4Addr::new(140, 82, 112, 4)],
+                    ipv6hint: vec!["2001:db8::4".parse::<Ipv6Addr>().unwrap()],
+                },
+            )],
+        );
+        assert_eq!(l.learn(&msg, 0), AnswerResult::Learned);
+        assert_eq!(names_of(&l, "140.82.112.4"), ["github.com"]);
+        assert_eq!(names_of(&l, "2001:db8::4"), ["github.com"]);
+        let six = response(
+            3,
+            "api.github.com",
+            rtype::AAAA,
+            &[(
+                "api.github.com",
+                60,
+                RecordSpec::Aaaa("2001:db8::5".parse().unwrap()),
+            )],
+        );
+        assert_eq!(l.learn(&six, 0), AnswerResult::Learned);
+        assert_eq!(names_of(&l, "2001:db8::5"), ["api.github.com"]);
+    }
+
+    #[test]
+    fn ttls_are_clamped_and_expire() {
+        let mut l = learner("");
+        l.learn(
+            &response(
+                1,
+                "github.com",
+                rtype::A,
+                &[("github.com", 1, a("192.0.2.1"))],
+            ),
+            0,
+        );
+        l.learn(
+            &response(
+                2,
+                "api.github.com",
+                rtype::A,
+                &[("api.github.com", 99_999, a("192.0.2.2"))],
+            ),
+            0,
+        );
+        let exp: HashMap<String, u64> = l
+            .bindings()
+            .flat_map(|(_, b)| b.into_iter().map(|b| (b.name.to_string(), b.expires)))
+            .collect();
+        assert_eq!(exp["github.com"], 10 * S, "raised to min_ttl");
+        assert_eq!(exp["api.github.com"], 3600 * S, "cut to max_ttl");
+        l.expire(10 * S - 1);
+        assert_eq!(l.len(), 2);
+        l.expire(10 * S);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l.stats().evictions[Eviction::Ttl as usize].get(), 1);
+        l.commit();
+        let (_, maps) = (0, l.publish(0).unwrap());
+        assert!(
+            maps.get(&IpKey::new("192.0.2.1".parse().unwrap()))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn per_name_and_table_caps() {
+        let mut l = learner("max_ips_per_name = 2\nmax_names = 2\nmax_ips = 3");
+        for (i, ip) in ["192.0.2.1", "192.0.2.2", "192.0.2.3"].iter().enumerate() {
+            l.learn(
+                &response(1, "github.com", rtype::A, &[("github.com", 60, a(ip))]),
+                i as u64,
+            );
+        }
+        assert!(
+            names_of(&l, "192.0.2.1").is_empty(),
+            "the oldest address of the name went"
+        );
+        assert_eq!(names_of(&l, "192.0.2.3"), ["github.com"]);
+        assert_eq!(l.stats().evictions[Eviction::PerNameCap as usize].get(), 1);
+        l.learn(
+            &response(
+                1,
+                "api.github.com",
+                rtype::A,
+                &[("api.github.com", 60, a("192.0.2.4"))],
+            ),
+            5,
+        );
+        // A third name is refused (max_names = 2), counted.
+        assert_eq!(
+            l.learn(
+                &response(
+                    1,
+                    "x.github.com",
+                    rtype::A,
+                    &[("x.github.com", 60, a("192.0.2.5"))]
+                ),
+                6
+            ),
+            AnswerResult::NoMatch
+        );
+        assert_eq!(l.stats().evictions[Eviction::TableCap as usize].get(), 1);
+        assert_eq!(l.len(), 3);
+    }
+
+    #[test]
+    fn a_new_policy_matches_the_names_again() {
+        let mut l = learner("");
+        l.learn(
+            &response(
+                1,
+                "github.com",
+                rtype::A,
+                &[("github.com", 60, a("192.0.2.1"))],
+            ),
+            0,
+        );
+        l.commit();
+        let text = "[ports.inside]\ndevice = \"a\"\n[ports.outside]\ndevice = \"b\"\n[[rule]]\nname = \"other\"\naction = \"drop\"\ndst_fqdn = [\"example.com\"]\n[[rule]]\nname = \"gh2\"\naction = \"allow\"\ndst_fqdn = [\"**.com\"]\n";
+        let cfg = config::parse(text, "t.toml").unwrap();
+        l.set_policy(Arc::new(Policy::compile(&cfg, 2, 1)));
+        let v = l.commit();
+        assert_eq!(v, 2, "every address republished");
+        let m = l.publish(0).unwrap();
+        let e = m.get(&IpKey::new("192.0.2.1".parse().unwrap())).unwrap();
+        assert_eq!((&*e.rules, e.generation), (&[1u32][..], 2));
+    }
+}

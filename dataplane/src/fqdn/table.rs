@@ -1,0 +1,360 @@
+//! The per-worker FQDN tables and how the control thread publishes changes to them.
+//!
+//! # Design
+//!
+//! Each worker reads its own [`FqdnMap`] (address -> [`IpEntry`]), a plain hash map that it holds
+//! exclusively while it reads it: no lock, no atomic read-modify-write, nothing anybody else can
+//! change under it. The control thread keeps, per worker, a second copy (the "spare") and the
+//! log of changes the spare lacks. To publish, control applies the log to the spare and sends it
+//! to the worker through the worker's message ring; the worker swaps it in at its quiescent
+//! point (the loop boundary, where it holds no reference into its table) and sends its previous
+//! copy back. That returned copy becomes the next spare. This is left-right with ownership
+//! instead of pointers: at any moment each copy has exactly one owner, which the type system
+//! checks, so a reader can never see a copy being changed, and nothing a reader may still use is
+//! freed — a removed entry's memory goes when the last `Arc` to it goes, and the worker's
+//! references are only given up at its quiescent point (or when a flow that kept its entry
+//! ends).
+//!
+//! An update costs O(entries changed) per copy: the log holds only the changes. Every change is
+//! numbered; a copy's `version` is the number of the last change it contains, and a worker
+//! publishes the version of the copy it reads, which is how a held DNS answer knows when every
+//! worker can see the addresses it taught.
+//!
+//! Entries are immutable once published. A changed address gets a new entry; flows that were
+//! attributed to the old one keep it (and its names) alive for as long as they live.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::flow::addr_from_bits;
+
+/// An address as the FQDN tables key it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IpKey {
+    /// The address in 128-bit form (IPv4 mapped), as flow keys hold it.
+    pub bits: u128,
+    /// IPv6.
+    pub v6: bool,
+}
+
+impl IpKey {
+    /// The key of an address.
+    pub fn new(ip: IpAddr) -> Self {
+        IpKey {
+            bits: crate::flow::addr_bits(ip),
+            v6: ip.is_ipv6(),
+        }
+    }
+
+    /// The address.
+    pub fn ip(&self) -> IpAddr {
+        addr_from_bits(self.bits, self.v6)
+    }
+}
+
+/// What a worker knows about one learned address. Immutable once published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpEntry {
+    /// The names this address was learned for (and that match some rule), most recent first.
+    pub names: Box<[Arc<str>]>,
+    /// When the last of its name bindings expires (data path clock, ns).
+    pub expires: u64,
+    /// The rules whose patterns match some of the names, sorted, under policy `generation`.
+    pub rules: Box<[u32]>,
+    /// The policy generation `rules` was computed for.
+    pub generation: u64,
+}
+
+/// The name that let an FQDN rule allow a flow, with the entry it came from. The flow keeps
+/// the entry (and so the name) alive for as long as it lives, whatever the table does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribution {
+    entry: Arc<IpEntry>,
+    index: usize,
+}
+
+impl Attribution {
+    /// The name `index` of `entry`, if there is one.
+    pub fn new(entry: Arc<IpEntry>, index: usize) -> Option<Self> {
+        (index < entry.names.len()).then_some(Attribution { entry, index })
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        self.entry.names.get(self.index).map_or("", |n| n)
+    }
+
+    /// The entry the name came from.
+    pub fn entry(&self) -> &Arc<IpEntry> {
+        &self.entry
+    }
+}
+
+/// A change to a table.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Add or replace the entry of an address.
+    Put(IpKey, Arc<IpEntry>),
+    /// Forget an address.
+    Remove(IpKey),
+}
+
+/// One worker's copy of the FQDN table.
+#[derive(Debug, Default)]
+pub struct FqdnMap {
+    version: u64,
+    map: HashMap<IpKey, Arc<IpEntry>, foldhash::quality::RandomState>,
+}
+
+impl FqdnMap {
+    /// The number of the last change this copy contains.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The entry of an address.
+    #[inline]
+    pub fn get(&self, key: &IpKey) -> Option<&Arc<IpEntry>> {
+        self.map.get(key)
+    }
+
+    /// Addresses in the table.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Every address and its entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&IpKey, &Arc<IpEntry>)> {
+        self.map.iter()
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Put(k, e) => {
+                self.map.insert(*k, Arc::clone(e));
+            }
+            Op::Remove(k) => {
+                self.map.remove(k);
+            }
+        }
+    }
+}
+
+/// Changes kept before a stalled worker's copy is rebuilt from scratch instead.
+pub const MAX_LOG: usize = 1 << 22;
+
+/// Control's side of one worker's pair of copies.
+#[derive(Debug)]
+pub struct Replica {
+    /// The copy control holds, when the worker has given it back.
+    spare: Option<Box<FqdnMap>>,
+    /// Changes not yet in the spare, oldest first, numbered.
+    log: VecDeque<(u64, Op)>,
+    /// The number of the last change recorded.
+    latest: u64,
+    /// The version of the copy last sent to the worker.
+    sent: u64,
+    /// The log overflowed: the spare must be rebuilt from a full listing.
+    resync: bool,
+    /// Changes kept at most.
+    max_log: usize,
+}
+
+impl Replica {
+    /// A replica with two empty copies; the second goes to the worker.
+    pub fn new() -> (Replica, Box<FqdnMap>) {
+        Self::with_max_log(MAX_LOG)
+    }
+
+    /// [`Replica::new`] keeping at most `max_log` changes for a worker that has not handed its
+    /// copy back.
+    pub fn with_max_log(max_log: usize) -> (Replica, Box<FqdnMap>) {
+        (
+            Replica {
+                spare: Some(Box::default()),
+                log: VecDeque::new(),
+                latest: 0,
+                sent: 0,
+                resync: false,
+                max_log,
+            },
+            Box::default(),
+        )
+    }
+
+    /// The number of the last change recorded.
+    pub fn latest(&self) -> u64 {
+        self.latest
+    }
+
+    /// The version last sent to the worker.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Records a change (numbered `version`, shared by all replicas of one commit).
+    pub fn record(&mut self, version: u64, op: Op) {
+        self.latest = self.latest.max(version);
+        if self.resync {
+            return;
+        }
+        if self.log.len() >= self.max_log {
+            // The worker has not handed its copy back for a very long time: stop logging and
+            // rebuild its next copy from the full table instead.
+            self.log.clear();
+            self.resync = true;
+            return;
+        }
+        self.log.push_back((version, op));
+    }
+
+    /// Whether the next copy must be rebuilt from a full listing (the log overflowed).
+    pub fn needs_full(&self) -> bool {
+        self.resync
+    }
+
+    /// Whether the worker's copy lacks changes.
+    pub fn behind(&self) -> bool {
+        self.sent < self.latest
+    }
+
+    /// The next copy for the worker, if it lacks changes and control holds the spare. `full`
+    /// lists every entry, used only after the log overflowed.
+    pub fn publish<F>(&mut self, full: F) -> Option<Box<FqdnMap>>
+    where
+        F: FnOnce() -> Vec<(IpKey, Arc<IpEntry>)>,
+    {
+        if !self.behind() {
+            return None;
+        }
+        let mut copy = self.spare.take()?;
+        if self.resync {
+            copy.map.clear();
+            copy.map.extend(full());
+            self.resync = false;
+        } else {
+            for (v, op) in &self.log {
+                if *v > copy.version {
+                    copy.apply(op);
+                }
+            }
+        }
+        copy.version = self.latest;
+        self.sent = self.latest;
+        Some(copy)
+    }
+
+    /// The worker gave back the copy it no longer reads: it becomes the spare, and changes it
+    /// already contains leave the log.
+    pub fn returned(&mut self, copy: Box<FqdnMap>) {
+        let v = copy.version;
+        while self.log.front().is_some_and(|(n, _)| *n <= v) {
+            self.log.pop_front();
+        }
+        self.spare = Some(copy);
+    }
+
+    /// Changes waiting in the log (for tests and stats).
+    pub fn log_len(&self) -> usize {
+        self.log.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> IpKey {
+        IpKey::new(IpAddr::from(n.to_be_bytes()))
+    }
+
+    fn entry(name: &str) -> Arc<IpEntry> {
+        Arc::new(IpEntry {
+            names: vec![Arc::from(name)].into_boxed_slice(),
+            expires: 100,
+            rules: vec![0].into_boxed_slice(),
+            generation: 1,
+        })
+    }
+
+    /// The worker's side of the protocol: swap in what control sends, give back the old copy.
+    fn swap(current: &mut Box<FqdnMap>, new: Box<FqdnMap>) -> Box<FqdnMap> {
+        std::mem::replace(current, new)
+    }
+
+    #[test]
+    fn both_copies_converge_and_the_log_empties() {
+        let (mut r, mut worker) = Replica::new();
+        r.record(1, Op::Put(key(1), entry("a")));
+        r.record(2, Op::Put(key(2), entry("b")));
+        let copy = r.publish(Vec::new).expect("the spare is here and behind");
+        assert_eq!(copy.version(), 2);
+        assert!(
+            r.publish(Vec::new).is_none(),
+            "the spare is at the worker now"
+        );
+        let old = swap(&mut worker, copy);
+        assert_eq!(worker.len(), 2);
+        r.returned(old);
+        assert_eq!(r.log_len(), 2, "the returned copy still lacks both changes");
+
+        r.record(3, Op::Remove(key(1)));
+        let copy = r.publish(Vec::new).unwrap();
+        assert_eq!((copy.version(), copy.len()), (3, 1));
+        assert!(copy.get(&key(2)).is_some() && copy.get(&key(1)).is_none());
+        let old = swap(&mut worker, copy);
+        r.returned(old);
+        assert_eq!(
+            r.log_len(),
+            1,
+            "only change 3 is missing from the spare (at version 2)"
+        );
+        r.record(4, Op::Put(key(5), entry("e")));
+        let copy = r.publish(Vec::new).unwrap();
+        assert_eq!(copy.len(), 2);
+        let old = swap(&mut worker, copy);
+        r.returned(old);
+        assert_eq!(r.log_len(), 1);
+    }
+
+    #[test]
+    fn a_removed_entry_lives_while_someone_holds_it() {
+        let (mut r, mut worker) = Replica::new();
+        let e = entry("kept");
+        r.record(1, Op::Put(key(1), Arc::clone(&e)));
+        let old = swap(&mut worker, r.publish(Vec::new).unwrap());
+        r.returned(old);
+        // A flow keeps the entry it was attributed to.
+        let held = Arc::clone(worker.get(&key(1)).unwrap());
+        r.record(2, Op::Remove(key(1)));
+        let old = swap(&mut worker, r.publish(Vec::new).unwrap());
+        r.returned(old);
+        let old = swap(&mut worker, r.publish(Vec::new).unwrap_or_default());
+        drop(old);
+        drop(e);
+        assert!(worker.get(&key(1)).is_none());
+        assert_eq!(
+            &*held.names[0], "kept",
+            "still whole for the flow that holds it"
+        );
+    }
+
+    #[test]
+    fn an_overflowing_log_falls_back_to_a_full_rebuild() {
+        let (mut r, _worker) = Replica::with_max_log(4);
+        for i in 1..=5 {
+            r.record(i, Op::Put(key(u32::try_from(i).unwrap()), entry("x")));
+        }
+        assert!(r.resync);
+        assert_eq!(r.log_len(), 0);
+        let copy = r.publish(|| vec![(key(9), entry("x"))]).unwrap();
+        assert_eq!((copy.len(), copy.version()), (1, 5));
+        assert!(copy.get(&key(9)).is_some());
+    }
+}
