@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build release test lint demo bench fuzz clean
+.PHONY: all deps build release test lint miri demo bench fuzz soak install clean
 
 all: build
 
@@ -17,9 +17,16 @@ build: deps
 release: deps
 	$(CARGO) build --release -p control -p perf
 
-# Everything CI checks: formatting, lints, and all tests (unit, property, integration, lab).
+# Everything CI checks: formatting, lints, all tests (unit, property, integration, lab), and
+# Miri over the FQDN table code.
 test: deps lint
 	$(CARGO) test --workspace --no-fail-fast
+	$(MAKE) miri
+
+# The FQDN publication and reclamation code's unit tests under Miri (nightly).
+miri:
+	./scripts/install-toolchain miri rust-src
+	MIRIFLAGS="-Zmiri-strict-provenance" $(CARGO) +nightly miri test -p dataplane --lib fqdn
 
 lint: deps
 	$(CARGO) fmt --all -- --check
@@ -35,6 +42,21 @@ bench: release
 # Long fuzzing runs (FUZZ_SECONDS per target, default 120); `make test` only replays the corpora.
 fuzz: deps
 	./scripts/fuzz
+
+# The incident test for SOAK_SECONDS (default 300), plain and under ThreadSanitizer and
+# AddressSanitizer (nightly); `make test` runs it for 3 s.
+soak: deps
+	./scripts/soak
+
+# Installs the binary, the systemd unit and an example configuration (PREFIX, DESTDIR).
+PREFIX ?= /usr/local
+install: release
+	install -D -m 0755 target/release/ferrowall $(DESTDIR)$(PREFIX)/bin/ferrowall
+	install -d -m 0755 $(DESTDIR)/etc/systemd/system $(DESTDIR)$(PREFIX)/share/doc/ferrowall
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@DOCDIR@|$(PREFIX)/share/doc/ferrowall|g' \
+		packaging/ferrowall.service > $(DESTDIR)/etc/systemd/system/ferrowall.service
+	install -m 0644 README.md docs/config.md $(DESTDIR)$(PREFIX)/share/doc/ferrowall/
+	install -D -m 0600 examples/two-port-nic.toml $(DESTDIR)/etc/ferrowall/ferrowall.toml.example
 
 clean:
 	$(CARGO) clean

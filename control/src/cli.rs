@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::admin::proto::Request;
+
 /// Exit code: the command failed at run time.
 pub const EXIT_RUNTIME: u8 = 1;
 /// Exit code: bad usage or an invalid configuration.
@@ -57,6 +59,64 @@ enum Command {
         #[arg(long = "reload-at", value_name = "INDEX:FILE", value_parser = crate::replay::parse_reload)]
         reload_at: Vec<(u64, PathBuf)>,
     },
+    /// The flows of a running instance.
+    Flows {
+        /// Print JSON (an array of flows) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only flows an FQDN rule allowed for a name this domain pattern matches.
+        #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
+        fqdn: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// The FQDN table of a running instance.
+    Fqdn {
+        /// Print JSON (an array of addresses) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only addresses with a name this domain pattern matches.
+        #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
+        pattern: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Counters of a running instance: ports, workers, drops, DNS learning.
+    Stats {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// The rules of a running instance with their counters.
+    Rules {
+        /// Print JSON (an array of rules) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Make a running instance re-read its configuration; prints the new generation or the
+    /// error (the running policy then stays).
+    Reload {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+/// Where a running instance listens.
+#[derive(clap::Args, Debug)]
+struct SocketArg {
+    /// The admin socket ([admin].socket of its configuration).
+    #[arg(long, value_name = "PATH", default_value = "/run/ferrowall/admin.sock")]
+    socket: PathBuf,
+}
+
+fn parse_pattern(s: &str) -> Result<String, String> {
+    s.parse::<config::DomainPattern>()
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// Errors a command ends with, mapped to exit codes.
@@ -104,6 +164,23 @@ pub fn main() -> ExitCode {
             fqdn_out,
             reloads: reload_at,
         }),
+        Command::Flows { json, fqdn, socket } => {
+            crate::admin::client::run(&socket.socket, &Request::Flows { fqdn }, json)
+        }
+        Command::Fqdn {
+            json,
+            pattern,
+            socket,
+        } => crate::admin::client::run(&socket.socket, &Request::Fqdn { pattern }, json),
+        Command::Stats { json, socket } => {
+            crate::admin::client::run(&socket.socket, &Request::Stats {}, json)
+        }
+        Command::Rules { json, socket } => {
+            crate::admin::client::run(&socket.socket, &Request::Rules {}, json)
+        }
+        Command::Reload { socket } => {
+            crate::admin::client::run(&socket.socket, &Request::Reload {}, false)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,7 +3,7 @@
 //! releasing held answers, reloading, saving the FQDN cache.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use dataplane::agent::{ControlLink, FromWorker, ToWorker};
@@ -13,6 +13,7 @@ use dataplane::{FqdnMap, Policy};
 use tracing::{error, info, warn};
 
 use crate::fqdn;
+use crate::shared::{Call, FqdnSnapshot, Shared};
 
 /// The control thread's state.
 #[derive(Debug)]
@@ -32,6 +33,10 @@ pub struct Control {
     /// Held DNS answers waiting to be told when to go: (worker, token, learned).
     pending_holds: Vec<(usize, u64, bool)>,
     last_save: Instant,
+    /// What the admin and metrics threads read, when they run.
+    pub shared: Option<Arc<Shared>>,
+    /// Requests of the admin thread.
+    pub calls: Option<mpsc::Receiver<Call>>,
 }
 
 impl Control {
@@ -59,6 +64,8 @@ impl Control {
                 clock,
                 pending_holds: Vec::new(),
                 last_save: Instant::now(),
+                shared: None,
+                calls: None,
             },
             maps.into_iter(),
         )
@@ -98,7 +105,11 @@ impl Control {
             while let Ok(msg) = self.links[w].from_worker.pop() {
                 busy = true;
                 match msg {
-                    FromWorker::Retired(p) => drop(p),
+                    FromWorker::Retired(p) => {
+                        if let Some(sh) = &self.shared {
+                            sh.rules().retired(p.generation);
+                        }
+                    }
                     FromWorker::FqdnReturned(map) => self.learner.returned(w, map),
                     FromWorker::Dns(h) => {
                         let r = self.learner.learn(&h.message, now);
@@ -133,6 +144,33 @@ impl Control {
         if self.last_save.elapsed() >= self.cfg.dns.cache_interval {
             self.save_cache();
         }
+        busy | self.serve_calls()
+    }
+
+    /// Answers the admin thread's requests; returns whether there were any.
+    fn serve_calls(&mut self) -> bool {
+        let mut calls = Vec::new();
+        if let Some(rx) = &self.calls {
+            while let Ok(c) = rx.try_recv() {
+                calls.push(c);
+            }
+        }
+        let busy = !calls.is_empty();
+        for call in calls {
+            // A caller that gave up has dropped its receiver: nothing to do about it.
+            match call {
+                Call::Reload(reply) => {
+                    let _ = reply.send(self.reload());
+                }
+                Call::Fqdn(reply) => {
+                    let _ = reply.send(FqdnSnapshot {
+                        bindings: self.learner.bindings().collect(),
+                        policy: Arc::clone(&self.policy),
+                        now: self.clock.now(),
+                    });
+                }
+            }
+        }
         busy
     }
 
@@ -144,6 +182,9 @@ impl Control {
             Ok(c) => c,
             Err(e) => {
                 error!("reload refused, the running policy stays: {e}");
+                if let Some(sh) = &self.shared {
+                    sh.reloads.error.inc();
+                }
                 return Err(e.to_string());
             }
         };
@@ -171,6 +212,11 @@ impl Control {
         }
         self.learner.set_limits(Limits::from_config(&cfg.dns));
         self.learner.set_policy(Arc::clone(&policy));
+        if let Some(sh) = &self.shared {
+            sh.rules().publish(Arc::clone(&policy));
+            sh.generation.set(generation);
+            sh.reloads.ok.inc();
+        }
         info!(
             generation,
             rules = policy.rules.len(),

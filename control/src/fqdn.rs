@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dataplane::Policy;
 use dataplane::flow::FlowTable;
-use dataplane::fqdn::{IpKey, Learner};
+use dataplane::fqdn::{BindingView, IpKey, Learner};
 use serde::{Deserialize, Serialize};
 
 /// One address of the table, in the format of CONTRACT.md.
@@ -50,10 +50,21 @@ pub fn count_flows(table: &FlowTable, into: &mut FlowCounts) {
     }
 }
 
-/// The table's rows at data-path time `now`, sorted by address; `pattern` (a domain pattern)
-/// keeps only addresses with a matching name.
+/// Counts one listed flow if an FQDN rule allowed it.
+pub fn count_row(row: &dataplane::agent::FlowRow, into: &mut FlowCounts) {
+    if let Some(name) = &row.fqdn {
+        let e = into.entry(IpKey::new(row.dst.0)).or_default();
+        e.0 += 1;
+        if !e.1.iter().any(|n| n == name) {
+            e.1.push(name.clone());
+        }
+    }
+}
+
+/// The table's rows at data-path time `now`, sorted by address, from the learner's
+/// `bindings`; `pattern` (a domain pattern) keeps only addresses with a matching name.
 pub fn rows(
-    learner: &Learner,
+    bindings: impl IntoIterator<Item = (IpKey, Vec<BindingView>)>,
     policy: &Policy,
     now: u64,
     flows: &FlowCounts,
@@ -61,7 +72,7 @@ pub fn rows(
 ) -> Vec<FqdnRow> {
     let mut seen: HashMap<IpKey, ()> = HashMap::new();
     let mut out: Vec<(IpKey, FqdnRow)> = Vec::new();
-    for (ip, bindings) in learner.bindings() {
+    for (ip, bindings) in bindings {
         seen.insert(ip, ());
         let names: Vec<String> = bindings.iter().map(|b| b.name.to_string()).collect();
         let expires = bindings.iter().map(|b| b.expires).max().unwrap_or(0);
@@ -185,4 +196,96 @@ pub fn load_cache(path: &Path, learner: &mut Learner, now: u64) -> Result<usize,
     }
     learner.commit();
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dataplane::dns::message::build::{RecordSpec, response};
+    use dataplane::dns::message::rtype;
+    use dataplane::fqdn::{LearnerStats, Limits};
+
+    use super::*;
+
+    fn learner() -> Learner {
+        let text = "[ports.inside]\ndevice = \"a\"\n[ports.outside]\ndevice = \"b\"\n[dns]\nmin_ttl = \"1s\"\n[[rule]]\nname = \"gh\"\naction = \"allow\"\ndst_fqdn = [\"**.github.com\", \"github.com\"]\n";
+        let cfg = config::parse(text, "t.toml").unwrap();
+        let policy = Arc::new(Policy::compile(&cfg, 1, 1));
+        Learner::new(
+            Limits::from_config(&cfg.dns),
+            policy,
+            1,
+            Arc::new(LearnerStats::default()),
+        )
+        .0
+    }
+
+    fn learn(l: &mut Learner, name: &str, ip: &str, ttl: u32, now: u64) {
+        let msg = response(
+            1,
+            name,
+            rtype::A,
+            &[(name, ttl, RecordSpec::A(ip.parse().unwrap()))],
+        );
+        l.learn(&msg, now);
+    }
+
+    #[test]
+    fn the_cache_round_trips_with_remaining_ttls() {
+        let dir = std::env::temp_dir().join(format!("ferrowall-cache-test-{}", std::process::id()));
+        let path = dir.join("sub/fqdn-cache.json");
+        let mut a = learner();
+        learn(&mut a, "github.com", "140.82.112.3", 300, 0);
+        learn(&mut a, "api.github.com", "140.82.112.4", 2, 0);
+        // Saved at data-path time 1 s: 299 s and 1 s left.
+        assert_eq!(save_cache(&path, &a, 1_000_000_000).unwrap(), 2);
+        // Restored in a process whose data-path clock reads 5 s.
+        let mut b = learner();
+        assert_eq!(load_cache(&path, &mut b, 5_000_000_000), Ok(2));
+        let rows = rows(
+            b.bindings(),
+            b.policy(),
+            5_000_000_000,
+            &FlowCounts::new(),
+            None,
+        );
+        assert_eq!(rows.len(), 2);
+        let gh = rows.iter().find(|r| r.names == ["github.com"]).unwrap();
+        assert!(
+            (298.0..=299.5).contains(&gh.expires_in_s),
+            "{}",
+            gh.expires_in_s
+        );
+        assert_eq!(gh.rules, ["gh"]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_or_corrupt_cache_is_an_error_not_a_crash() {
+        let dir = std::env::temp_dir().join(format!("ferrowall-cache-bad-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mut l = learner();
+        let missing = load_cache(&dir.join("none.json"), &mut l, 0).unwrap_err();
+        assert!(missing.contains("none.json"), "{missing}");
+        let bad = dir.join("bad.json");
+        fs::write(&bad, "{\"version\": 1, \"bindings\": [{\"ip\": 7").unwrap();
+        let corrupt = load_cache(&bad, &mut l, 0).unwrap_err();
+        assert!(corrupt.contains("corrupt"), "{corrupt}");
+        fs::write(&bad, "{\"version\": 9, \"bindings\": []}").unwrap();
+        assert!(
+            load_cache(&bad, &mut l, 0)
+                .unwrap_err()
+                .contains("version 9")
+        );
+        // Bindings that expired or that no rule names any more are skipped.
+        fs::write(
+            &bad,
+            "{\"version\":1,\"bindings\":[{\"ip\":\"192.0.2.1\",\"name\":\"github.com\",\"expires_unix\":1.0},{\"ip\":\"192.0.2.2\",\"name\":\"example.org\",\"expires_unix\":4e9}]}",
+        )
+        .unwrap();
+        assert_eq!(load_cache(&bad, &mut l, 0), Ok(0));
+        assert!(l.is_empty());
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

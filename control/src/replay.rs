@@ -427,7 +427,7 @@ pub fn replay(args: &Args) -> Result<(), Failure> {
             .last()
             .map(Arc::clone)
             .unwrap_or_else(|| Arc::clone(r.pipeline.policy()));
-        let rows = crate::fqdn::rows(&r.learner, &policy, r.now, &counts, None);
+        let rows = crate::fqdn::rows(r.learner.bindings(), &policy, r.now, &counts, None);
         let text = serde_json::to_string_pretty(&rows).context("formatting the FQDN table")?;
         std::fs::write(p, text + "\n").with_context(|| format!("writing {}", p.display()))?;
     }

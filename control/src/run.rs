@@ -3,8 +3,9 @@
 //! workers drain, ports stop, and the final counters are printed.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use dataplane::agent::{Agent, FleetVersions, link};
@@ -14,8 +15,15 @@ use dataplane::{DropReason, Pipeline, PipelineConfig, PipelineStats, Policy, Sid
 use dpdk::{Eal, Mempool, Port, PortConfig, PortStats};
 use tracing::{info, warn};
 
+use crate::admin::server::AdminServer;
 use crate::cli::Failure;
 use crate::controller::{Control, IDLE_SLEEP, SPIN_AFTER_WORK};
+use crate::metrics::MetricsServer;
+use crate::notify::notify;
+use crate::shared::{PortSnapshot, Shared};
+
+/// How often the control thread reads the ports' DPDK counters for `stats` and `/metrics`.
+const PORT_STATS_EVERY: Duration = Duration::from_millis(250);
 
 pub fn run(path: &Path) -> Result<(), Failure> {
     let cfg = config::load(path)?;
@@ -90,16 +98,30 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         "policy compiled"
     );
     let clock = Clock::new(eal.tsc_hz());
+    let admin_path = cfg.admin.socket.clone();
+    let metrics_addr = cfg.metrics.listen;
     let (mut control, tables) = Control::new(path.to_owned(), cfg, policy, workers, clock);
+    let shared = Arc::new(Shared::new(
+        Arc::clone(&control.policy),
+        workers,
+        Arc::clone(control.learner.stats()),
+        clock,
+    ));
+    let (calls_tx, calls_rx) = mpsc::channel();
+    control.shared = Some(Arc::clone(&shared));
+    control.calls = Some(calls_rx);
+    let admin = AdminServer::bind(&admin_path)
+        .with_context(|| format!("[admin] socket {}", admin_path.display()))?;
+    let metrics = MetricsServer::bind(metrics_addr)
+        .with_context(|| format!("[metrics] listen {metrics_addr}"))?;
     control.load_cache();
     let fleet = Arc::new(FleetVersions::new(workers));
-    let generations: Vec<Arc<dataplane::counter::Gauge>> =
-        (0..workers).map(|_| Arc::default()).collect();
     let mut admin_links = Vec::with_capacity(workers);
     let mut tables = tables;
     let stop = AtomicBool::new(false);
-    let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
-    let pstats: Vec<Arc<PipelineStats>> = (0..workers).map(|_| Arc::default()).collect();
+    let ops_stop = AtomicBool::new(false);
+    let stats: &[Arc<WorkerStats>] = &shared.workers;
+    let pstats: &[Arc<PipelineStats>] = &shared.pipelines;
     let seeds = std::hash::RandomState::new();
     let joined = eal.scope(|s| -> anyhow::Result<()> {
         let mut handles = Vec::with_capacity(workers);
@@ -133,7 +155,12 @@ pub fn run(path: &Path) -> Result<(), Failure> {
                 pool,
                 burst: usize::from(control.cfg.dpdk.burst),
                 pipeline,
-                agent: Agent::new(id, wl, Arc::clone(&fleet), Arc::clone(&generations[id])),
+                agent: Agent::new(
+                    id,
+                    wl,
+                    Arc::clone(&fleet),
+                    Arc::clone(&shared.worker_generations[id]),
+                ),
                 clock,
                 stats: Arc::clone(&stats[id]),
             };
@@ -141,20 +168,68 @@ pub fn run(path: &Path) -> Result<(), Failure> {
             handles.push(s.launch(lcore, move || worker.run(stop))?);
             info!(worker = id, lcore, "worker started");
         }
-        info!("forwarding between inside and outside; SIGHUP reloads, SIGINT or SIGTERM stops");
-        let mut last_work = std::time::Instant::now();
-        while !term.load(Ordering::Relaxed) {
-            if hup.swap(false, Ordering::Relaxed) {
-                let _ = control.reload();
+        let ports = &ports;
+        let refresh_ports = || {
+            let snaps = Side::BOTH
+                .into_iter()
+                .zip(ports.iter())
+                .map(|(side, p)| PortSnapshot {
+                    side,
+                    device: p.name().to_owned(),
+                    stats: p.stats().unwrap_or_default(),
+                })
+                .collect();
+            shared.set_ports(snaps);
+        };
+        refresh_ports();
+        std::thread::scope(|ops| -> anyhow::Result<()> {
+            // The admin and metrics threads inherit the main lcore's CPU set: they share the
+            // control core and never run on a worker's.
+            let links = std::mem::take(&mut admin_links);
+            let (sh, ops_stop) = (Arc::clone(&shared), &ops_stop);
+            let admin_thread = std::thread::Builder::new()
+                .name("ferrowall-admin".into())
+                .spawn_scoped(ops, move || admin.serve(sh, links, calls_tx, ops_stop))?;
+            let sh = Arc::clone(&shared);
+            info!(listen = %metrics.local_addr()?, "metrics endpoint bound");
+            let metrics_thread = std::thread::Builder::new()
+                .name("ferrowall-metrics".into())
+                .spawn_scoped(ops, move || {
+                    if let Err(e) = metrics.serve(sh, ops_stop) {
+                        warn!("metrics endpoint stopped: {e}");
+                    }
+                })?;
+            info!("forwarding between inside and outside; SIGHUP reloads, SIGINT or SIGTERM stops");
+            if let Err(e) = notify("READY=1") {
+                warn!("telling systemd we are ready: {e}");
             }
-            if control.poll() {
-                last_work = std::time::Instant::now();
-            } else if last_work.elapsed() > SPIN_AFTER_WORK {
+            let mut last_work = Instant::now();
+            let mut last_ports = Instant::now();
+            while !term.load(Ordering::Relaxed) {
+                if hup.swap(false, Ordering::Relaxed) {
+                    let _ = control.reload();
+                }
+                if last_ports.elapsed() >= PORT_STATS_EVERY {
+                    refresh_ports();
+                    last_ports = Instant::now();
+                }
+                if control.poll() {
+                    last_work = Instant::now();
+                } else if last_work.elapsed() > SPIN_AFTER_WORK {
+                    std::thread::sleep(IDLE_SLEEP);
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            let _ = notify("STOPPING=1");
+            // The admin thread may wait on the control thread: keep answering until it is gone.
+            ops_stop.store(true, Ordering::Relaxed);
+            while !(admin_thread.is_finished() && metrics_thread.is_finished()) {
+                control.poll();
                 std::thread::sleep(IDLE_SLEEP);
-            } else {
-                std::hint::spin_loop();
             }
-        }
+            Ok(())
+        })?;
         info!("stopping: draining workers");
         stop.store(true, Ordering::Relaxed);
         let mut failed = None;
@@ -178,7 +253,7 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         }
         port_stats.push((side, st));
     }
-    print_final_counters(&port_stats, &stats, &pstats, control.learner.stats());
+    print_final_counters(&port_stats, stats, pstats, control.learner.stats());
     joined?;
     Ok(())
 }

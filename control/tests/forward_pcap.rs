@@ -22,8 +22,9 @@ fn mixed_capture_crosses_byte_for_byte_both_ways() {
     let config = dir.join("pcap.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"
+        testkit::isolated(
+            &format!(
+                r#"
 [dpdk]
 eal_args = ["-l", "0-1", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
             "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
@@ -37,10 +38,12 @@ tcp_midstream = true   # the capture's TCP segments are not whole connections
 [default]
 action = "allow"
 "#,
-            in_a.display(),
-            out_a.display(),
-            in_b.display(),
-            out_b.display()
+                in_a.display(),
+                out_a.display(),
+                in_b.display(),
+                out_b.display()
+            ),
+            &dir,
         ),
     )
     .unwrap();

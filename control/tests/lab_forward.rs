@@ -43,9 +43,12 @@ fn ping_and_tcp_pass_through_ferrowall_and_stop_with_it() {
         .arg(&dir);
     let _web = Running::start(web);
 
+    let config = dir.join("lab-open.toml");
+    let open =
+        std::fs::read_to_string(testkit::project_root().join("examples/lab-open.toml")).unwrap();
+    std::fs::write(&config, testkit::isolated(&open, &dir)).unwrap();
     let mut cmd = lab.command(Ns::Fw, ferrowall_bin().to_str().unwrap());
-    cmd.args(["run", "--config"])
-        .arg(testkit::project_root().join("examples/lab-open.toml"));
+    cmd.args(["run", "--config"]).arg(&config);
     let mut fw = Running::start(cmd);
     fw.wait_for("worker started", Duration::from_secs(20));
 

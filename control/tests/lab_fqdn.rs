@@ -16,11 +16,23 @@ fn names_learned_from_dns_open_the_way_and_nothing_else_does() {
     let _dns = lab.start_dns();
     let _web = lab.start_web(&dir);
 
-    let mut cmd = lab.command(Ns::Fw, ferrowall_bin().to_str().unwrap());
-    cmd.args(["run", "--config"])
-        .arg(testkit::project_root().join("examples/lab.toml"));
-    let mut fw = Running::start(cmd);
-    fw.wait_for("worker started", Duration::from_secs(20));
+    // examples/lab.toml, with the FQDN cache kept in the test's folder.
+    let cache = dir.join("fqdn-cache.json");
+    let config = dir.join("lab.toml");
+    let text = std::fs::read_to_string(testkit::project_root().join("examples/lab.toml")).unwrap();
+    let text = text.replace(
+        "cache_file = \"\"",
+        &format!("cache_file = {:?}", cache.display().to_string()),
+    );
+    std::fs::write(&config, testkit::isolated(&text, &dir)).unwrap();
+    let start = || {
+        let mut cmd = lab.command(Ns::Fw, ferrowall_bin().to_str().unwrap());
+        cmd.args(["run", "--config"]).arg(&config);
+        let mut fw = Running::start(cmd);
+        fw.wait_for("worker started", Duration::from_secs(20));
+        fw
+    };
+    let fw = start();
     // The web server may still be starting: wait until the server itself answers locally.
     for _ in 0..40 {
         if lab
@@ -76,4 +88,22 @@ fn names_learned_from_dns_open_the_way_and_nothing_else_does() {
         .unwrap_or(0);
     assert!(learned >= 1, "the learner learned: {}", done.stdout);
     assert!(done.stdout.contains("fqdn_flows "), "{}", done.stdout);
+
+    // The table was saved at stop and is restored at the next start, TTLs running on: the
+    // address is reachable at once, without a new DNS answer.
+    let saved = std::fs::read_to_string(&cache).expect("the cache file was written at stop");
+    assert!(saved.contains("web.lab.test"), "{saved}");
+    let fw = start();
+    assert!(
+        fw.stderr().contains("FQDN cache restored"),
+        "{}",
+        fw.stderr()
+    );
+    assert_eq!(
+        lab.fetch("http://192.0.2.10/", 3).as_deref(),
+        Some("hello from web.lab.test\n")
+    );
+    assert_eq!(lab.fetch("http://192.0.2.11/", 2), None);
+    let done = fw.stop(Duration::from_secs(20));
+    assert!(done.status.success(), "{}", done.stderr);
 }

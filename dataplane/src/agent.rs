@@ -52,6 +52,8 @@ pub enum FromWorker {
 pub enum AdminRequest {
     /// Flows from slot `from` on: at most `max` rows, looking at most `max_slots` slots.
     Flows {
+        /// Echoed in the reply, so that a reply to an abandoned listing is recognised.
+        id: u64,
         /// Where to start.
         from: usize,
         /// Rows at most.
@@ -76,8 +78,9 @@ pub struct FlowRow {
     pub side: Side,
     /// State.
     pub state: FlowState,
-    /// The deciding rule's name (`None`: the default action).
-    pub rule: Option<String>,
+    /// The deciding rule's name (`None`: the default action), shared with the policy that
+    /// decided it (immutable; no copy needed).
+    pub rule: Option<Arc<str>>,
     /// The name an FQDN rule matched, copied.
     pub fqdn: Option<String>,
     /// Packets in both directions.
@@ -95,6 +98,8 @@ pub struct FlowRow {
 pub enum AdminReply {
     /// A chunk of flows and where the next one starts (`None`: that was the last).
     Flows {
+        /// The request's id.
+        id: u64,
         /// The rows.
         rows: Vec<FlowRow>,
         /// The slot to continue from.
@@ -136,6 +141,80 @@ pub struct AdminLink {
     pub requests: rtrb::Producer<AdminRequest>,
     /// Replies from the worker.
     pub replies: rtrb::Consumer<AdminReply>,
+}
+
+/// The share of a worker's time that serving admin requests may take, in percent: after a
+/// request that took `t`, the next is served no sooner than `t * (100 / ADMIN_DUTY_PERCENT - 1)`
+/// later. Listings get slower on a busy table; traffic does not.
+pub const ADMIN_DUTY_PERCENT: u64 = 2;
+
+/// Rows a worker copies out per admin request (between two bursts).
+pub const FLOW_CHUNK_ROWS: usize = 256;
+/// Flow table slots a worker examines per admin request at most.
+pub const FLOW_CHUNK_SLOTS: usize = 4096;
+
+/// Why a listing stopped short.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    /// The worker did not answer while the caller waited (stopped or stuck).
+    #[error("worker did not answer")]
+    NoAnswer,
+}
+
+impl AdminLink {
+    /// Lists every flow of the worker, a chunk per request ([`FLOW_CHUNK_ROWS`] rows,
+    /// [`FLOW_CHUNK_SLOTS`] slots), calling `each` with every row. While a reply is awaited,
+    /// `wait()` is called; when it returns `false` the listing is abandoned. Flows created or
+    /// ended during the listing may or may not appear; none appears twice unless the table
+    /// moved it.
+    pub fn list_flows(
+        &mut self,
+        id: u64,
+        mut each: impl FnMut(FlowRow),
+        mut wait: impl FnMut() -> bool,
+    ) -> Result<(), ListError> {
+        let mut from = Some(0);
+        while let Some(start) = from {
+            let mut req = AdminRequest::Flows {
+                id,
+                from: start,
+                max: FLOW_CHUNK_ROWS,
+                max_slots: FLOW_CHUNK_SLOTS,
+            };
+            loop {
+                match self.requests.push(req) {
+                    Ok(()) => break,
+                    Err(rtrb::PushError::Full(r)) => {
+                        req = r;
+                        // Replies to an abandoned listing are still queued: drop them.
+                        while self.replies.pop().is_ok() {}
+                        if !wait() {
+                            return Err(ListError::NoAnswer);
+                        }
+                    }
+                }
+            }
+            from = loop {
+                match self.replies.pop() {
+                    Ok(AdminReply::Flows {
+                        id: got,
+                        rows,
+                        next,
+                    }) if got == id => {
+                        rows.into_iter().for_each(&mut each);
+                        break next;
+                    }
+                    Ok(_) => {} // for an earlier, abandoned listing
+                    Err(_) => {
+                        if !wait() {
+                            return Err(ListError::NoAnswer);
+                        }
+                    }
+                }
+            };
+        }
+        Ok(())
+    }
 }
 
 /// A worker's rings: the worker's ends, control's ends, the admin thread's ends.
@@ -201,6 +280,8 @@ pub struct Agent {
     pub generation: Arc<Gauge>,
     /// What waits for room in the outbox to go back to control.
     retired: Vec<FromWorker>,
+    /// Data path time before which no admin request is served (pacing).
+    admin_ready_at: u64,
 }
 
 impl Agent {
@@ -217,6 +298,7 @@ impl Agent {
             fleet,
             generation,
             retired: Vec::new(),
+            admin_ready_at: 0,
         }
     }
 
@@ -262,11 +344,16 @@ impl Agent {
                 ToWorker::Hold { token, version } => pipeline.resolve_hold(token, version),
             }
         }
-        if self.link.admin_out.slots() > 0 {
+        if now >= self.admin_ready_at && self.link.admin_out.slots() > 0 {
             if let Ok(req) = self.link.admin_in.pop() {
+                let t0 = std::time::Instant::now();
                 let reply = self.serve(pipeline, &req, now);
                 // A free slot was checked above and only this thread pushes.
                 let _ = self.link.admin_out.push(reply);
+                // Pace admin work to at most ADMIN_DUTY_PERCENT of this worker's time.
+                let cost = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.admin_ready_at =
+                    now.saturating_add(cost.saturating_mul(100 / ADMIN_DUTY_PERCENT - 1));
             }
         }
     }
@@ -279,6 +366,7 @@ impl Agent {
     ) -> AdminReply {
         match *req {
             AdminRequest::Flows {
+                id,
                 from,
                 max,
                 max_slots,
@@ -296,7 +384,7 @@ impl Agent {
                         state: f.state,
                         rule: match f.decided_by {
                             DecidedBy::Rule(i) => {
-                                policy.rules.get(i as usize).map(|r| r.name.to_string())
+                                policy.rules.get(i as usize).map(|r| Arc::clone(&r.name))
                             }
                             DecidedBy::Default => None,
                         },
@@ -307,7 +395,7 @@ impl Agent {
                         last_seen: f.last_seen,
                     })
                     .collect();
-                AdminReply::Flows { rows, next }
+                AdminReply::Flows { id, rows, next }
             }
         }
     }

@@ -52,12 +52,17 @@ impl Gauge {
     }
 }
 
-/// Upper bounds of the latency histogram buckets, in nanoseconds (the last bucket is +Inf).
-pub const LATENCY_BUCKETS_NS: [u64; 16] = [
+/// Upper bounds of the latency histogram buckets, in nanoseconds (beyond the last: +Inf). Fine
+/// where a DNS hold should be (microseconds), coarse up to its timeout range.
+pub const LATENCY_BUCKETS_NS: [u64; 20] = [
+    1_000,
+    2_000,
     5_000,
     10_000,
     20_000,
+    30_000,
     50_000,
+    75_000,
     100_000,
     200_000,
     500_000,
@@ -95,18 +100,28 @@ impl Histogram {
     /// The value below which `permille`/1000 of the observations fall, as the upper bound of
     /// the bucket it lands in (`u64::MAX` for the overflow bucket, 0 with no observation).
     pub fn quantile_bound(&self, permille: u64) -> u64 {
-        let n = self.count.get();
-        if n == 0 {
-            return 0;
-        }
-        let target = n.saturating_mul(permille.min(1000)).div_ceil(1000);
-        let mut seen = 0;
-        for (i, b) in self.buckets.iter().enumerate() {
-            seen += b.get();
-            if seen >= target.max(1) {
-                return LATENCY_BUCKETS_NS.get(i).copied().unwrap_or(u64::MAX);
-            }
-        }
-        u64::MAX
+        quantile_bound_of(&self.counts(), permille)
     }
+
+    /// The bucket counts as they are now (subtract two snapshots for an interval's).
+    pub fn counts(&self) -> [u64; LATENCY_BUCKETS_NS.len() + 1] {
+        std::array::from_fn(|i| self.buckets[i].get())
+    }
+}
+
+/// [`Histogram::quantile_bound`] of bucket counts (as [`Histogram::counts`] gives them).
+pub fn quantile_bound_of(counts: &[u64], permille: u64) -> u64 {
+    let n: u64 = counts.iter().sum();
+    if n == 0 {
+        return 0;
+    }
+    let target = n.saturating_mul(permille.min(1000)).div_ceil(1000).max(1);
+    let mut seen = 0;
+    for (i, c) in counts.iter().enumerate() {
+        seen += c;
+        if seen >= target {
+            return LATENCY_BUCKETS_NS.get(i).copied().unwrap_or(u64::MAX);
+        }
+    }
+    u64::MAX
 }

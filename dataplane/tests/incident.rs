@@ -17,9 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use dataplane::agent::{
-    AdminReply, AdminRequest, Agent, FleetVersions, FromWorker, ToWorker, link,
-};
+use dataplane::agent::{Agent, FleetVersions, FromWorker, ToWorker, link};
 use dataplane::dns::message::build::{RecordSpec, response};
 use dataplane::dns::message::rtype;
 use dataplane::fqdn::{Learner, LearnerStats, Limits};
@@ -176,40 +174,26 @@ fn concurrent_lookups_updates_deletes_and_listings_never_corrupt_fqdn_state() {
             let (stop, listed) = (&stop, &listed);
             let mut admins = std::mem::take(&mut admins);
             s.spawn(move || {
+                let mut id = 0;
                 while !stop.load(Ordering::Relaxed) {
                     for a in &mut admins {
-                        let mut from = Some(0);
-                        while let Some(f) = from {
-                            if a.requests
-                                .push(AdminRequest::Flows {
-                                    from: f,
-                                    max: 256,
-                                    max_slots: 1024,
-                                })
-                                .is_err()
-                            {
-                                break;
-                            }
-                            let reply = loop {
-                                if let Ok(r) = a.replies.pop() {
-                                    break Some(r);
-                                }
-                                if stop.load(Ordering::Relaxed) {
-                                    break None;
-                                }
-                                std::thread::yield_now();
-                            };
-                            let Some(AdminReply::Flows { rows, next }) = reply else {
-                                return;
-                            };
-                            for r in &rows {
+                        id += 1;
+                        let listing = a.list_flows(
+                            id,
+                            |r| {
                                 if let Some(n) = &r.fqdn {
                                     assert!(is_learned_name(n), "listing saw a corrupt name {n:?}");
                                     listed.fetch_add(1, Ordering::Relaxed);
                                 }
                                 assert_eq!(r.proto, 6);
-                            }
-                            from = next;
+                            },
+                            || {
+                                std::thread::yield_now();
+                                !stop.load(Ordering::Relaxed)
+                            },
+                        );
+                        if listing.is_err() {
+                            return; // stopping
                         }
                     }
                 }

@@ -11,7 +11,13 @@
 //! TCP frame, its source address and port naming the flow); that write is measured on its own
 //! ("floor + feed") so the pipeline's cost above it is known. Results go to perf/RESULTS.md.
 
+mod fqdn;
+mod listing;
 mod results;
+
+/// The allocator the `ferrowall` binary uses, so that control-thread figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +53,14 @@ enum Bench {
     Established,
     /// A new flow on every packet, with 100, 1k and 10k rules.
     Newflows,
+    /// FQDN tables: answers learned per second, hold latency, the established path under
+    /// table updates, lookups against a RwLock<HashMap>.
+    Fqdn,
+    /// Forwarding with 1M flows while every flow is listed through the admin ring, against
+    /// nobody listing.
+    Listing,
+    /// Only the learner's answers per second (for profiling; writes nothing).
+    Learner,
     /// All of the above.
     All,
 }
@@ -119,7 +133,7 @@ impl<'e> Rig<'_, 'e> {
         &mut self,
         name: &str,
         state: &mut S,
-        mut reset: R,
+        reset: R,
         per_burst: F,
     ) -> Result<Figure>
     where
@@ -127,43 +141,79 @@ impl<'e> Rig<'_, 'e> {
         R: FnMut(&mut S),
         F: Fn(&mut S, &mut Burst<'e>, Side, &mut Burst<'e>) + Sync,
     {
+        self.measure_with(name, state, reset, per_burst, |deadline| {
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        })
+    }
+
+    /// [`Rig::measure`], running `during(deadline)` on the main lcore while the worker runs (a
+    /// control loop, say); it must return by the deadline.
+    fn measure_with<S, R, F, M>(
+        &mut self,
+        name: &str,
+        state: &mut S,
+        mut reset: R,
+        per_burst: F,
+        mut during: M,
+    ) -> Result<Figure>
+    where
+        S: Send,
+        R: FnMut(&mut S),
+        F: Fn(&mut S, &mut Burst<'e>, Side, &mut Burst<'e>) + Sync,
+        M: FnMut(Instant),
+    {
         let mut samples = Vec::with_capacity(self.runs);
         for _ in 0..self.runs {
             reset(state);
-            let stop = AtomicBool::new(false);
-            let (rx, tx, f, st) = (&mut self.rx, &mut self.tx, &per_burst, &mut *state);
-            let sample = self.eal.scope(|s| -> Result<Sample> {
-                let h = s.launch(self.lcore, || {
-                    let (mut inb, mut outb) = (Burst::new(), Burst::new());
-                    let mut packets = 0u64;
-                    let (t0, c0) = (Instant::now(), tsc());
-                    while !stop.load(Ordering::Relaxed) {
-                        for side in Side::BOTH {
-                            let n = rx[side.index()].rx_burst(&mut inb, 32);
-                            packets += n as u64;
-                            f(st, &mut inb, side, &mut outb);
-                            tx[side.other().index()].tx_burst(&mut outb);
-                        }
-                    }
-                    Sample {
-                        packets,
-                        cycles: tsc() - c0,
-                        elapsed: t0.elapsed(),
-                    }
-                })?;
-                std::thread::sleep(self.duration);
-                stop.store(true, Ordering::Relaxed);
-                Ok(h.join()?)
-            })?;
-            samples.push(sample);
+            samples.push(self.sample(state, &per_burst, &mut during)?);
         }
         let fig = median(&samples);
-        println!(
-            "{name:<40} {:>7.2} Mpps {:>8.1} cycles/packet",
-            fig.mpps, fig.cpp
-        );
+        report(name, fig);
         Ok(fig)
     }
+
+    /// One run of the worker loop for the rig's duration (see [`Rig::measure_with`]).
+    fn sample<S, F, M>(&mut self, state: &mut S, per_burst: &F, during: &mut M) -> Result<Sample>
+    where
+        S: Send,
+        F: Fn(&mut S, &mut Burst<'e>, Side, &mut Burst<'e>) + Sync,
+        M: FnMut(Instant),
+    {
+        let stop = AtomicBool::new(false);
+        let (rx, tx, st) = (&mut self.rx, &mut self.tx, state);
+        let sample = self.eal.scope(|s| -> Result<Sample> {
+            let h = s.launch(self.lcore, || {
+                let (mut inb, mut outb) = (Burst::new(), Burst::new());
+                let mut packets = 0u64;
+                let (t0, c0) = (Instant::now(), tsc());
+                while !stop.load(Ordering::Relaxed) {
+                    for side in Side::BOTH {
+                        let n = rx[side.index()].rx_burst(&mut inb, 32);
+                        packets += n as u64;
+                        per_burst(st, &mut inb, side, &mut outb);
+                        tx[side.other().index()].tx_burst(&mut outb);
+                    }
+                }
+                Sample {
+                    packets,
+                    cycles: tsc() - c0,
+                    elapsed: t0.elapsed(),
+                }
+            })?;
+            during(Instant::now() + self.duration);
+            stop.store(true, Ordering::Relaxed);
+            Ok(h.join()?)
+        })?;
+        Ok(sample)
+    }
+}
+
+/// Prints one figure.
+fn report(name: &str, fig: Figure) {
+    println!(
+        "{name:<40} {:>7.2} Mpps {:>8.1} cycles/packet",
+        fig.mpps, fig.cpp
+    );
 }
 
 /// Writes TCP frames into mbufs: flow `i` is 10.(i>>16).(i>>8).(i & 255):(1024 + i>>24) ->
@@ -270,6 +320,10 @@ fn main() -> Result<()> {
     let args = Args::parse();
     if args.runs == 0 {
         bail!("--runs must be at least 1");
+    }
+    if args.bench == Bench::Learner {
+        learner_rates(&args)?;
+        return Ok(());
     }
     let eal = Eal::init(EAL_ARGS).context("starting the EAL")?;
     let pool = Mempool::new(&eal, "perf_pool", 16383, 256, dpdk::DEFAULT_DATA_ROOM)?;
@@ -487,7 +541,42 @@ fn main() -> Result<()> {
         }
     }
 
-    if !args.no_write {
+    if matches!(args.bench, Bench::Fqdn | Bench::All) {
+        fqdn_benches(&mut rig, pool, floor, &args)?;
+    }
+
+    if matches!(args.bench, Bench::Listing | Bench::All) {
+        let l = listing::listing(&mut rig, pool)?;
+        if !args.no_write {
+            let body = format!(
+                "| benchmark | Mpps | cycles/packet |\n|---|---|---|\n\
+| established TCP, 1M flows, nobody listing | {:.2} | {:.1} |\n\
+| the same while every flow is listed over and over through the admin ring | {:.2} | {:.1} |\n\
+\nThroughput while listing / without: {:.3} (median of {} alternating pairs; target (issue 5): at least 0.90, {}). {} complete listings of {} flows, {:.2?} each (median), rows turned into `flows --json` JSON on the main lcore; the worker serves {} rows (at most {} table slots) per request between bursts. Floor in the same run: {:.1} cycles/packet.\n",
+                l.quiet.mpps,
+                l.quiet.cpp,
+                l.listing.mpps,
+                l.listing.cpp,
+                l.ratio,
+                args.runs,
+                if l.ratio >= 0.9 { "met" } else { "not met" },
+                l.listings,
+                l.rows,
+                l.listing_time,
+                dataplane::agent::FLOW_CHUNK_ROWS,
+                dataplane::agent::FLOW_CHUNK_SLOTS,
+                floor.cpp,
+            );
+            results::write_section(
+                "listing",
+                "Listing flows while forwarding",
+                "listing",
+                &body,
+            )?;
+        }
+    }
+
+    if !matches!(args.bench, Bench::Fqdn | Bench::Listing) && !args.no_write {
         let command = match args.bench {
             Bench::Established => "established",
             Bench::Newflows => "newflows",
@@ -499,6 +588,92 @@ fn main() -> Result<()> {
             command,
             &format!("{table}{targets}{footer}"),
         )?;
+    }
+    Ok(())
+}
+
+/// Answers learned per second: new addresses every answer (the table grows to 300k
+/// addresses), then 50k names answered again and again (refreshes).
+fn learner_rates(args: &Args) -> Result<(f64, f64)> {
+    let fresh = fqdn::learn_rate(args.runs.max(5), 50_000, true)?;
+    println!("{:<40} {:>10.0} answers/s", "learner, new addresses", fresh);
+    let steady = fqdn::learn_rate(args.runs.max(5), 50_000, false)?;
+    println!("{:<40} {:>10.0} answers/s", "learner, refreshes", steady);
+    Ok((fresh, steady))
+}
+
+/// The FQDN benchmarks, written to their own section of RESULTS.md.
+fn fqdn_benches<'e>(
+    rig: &mut Rig<'_, 'e>,
+    pool: &'e Mempool<'e>,
+    floor: Figure,
+    args: &Args,
+) -> Result<()> {
+    let (rate, steady) = learner_rates(args)?;
+    let (ours, rwlock) = fqdn::lookups_under_updates(args.seconds.max(1.0), 100_000)?;
+    println!(
+        "{:<40} {:>10.2} M/s (RwLock<HashMap>: {:.2} M/s)",
+        "FQDN lookups under 100k updates/s",
+        ours / 1e6,
+        rwlock / 1e6
+    );
+    let d = fqdn::dpdk_benches(rig, pool)?;
+    let (stall, stalls) = fqdn::stall_probe(args.seconds.max(1.0) * 5.0);
+    println!("control core, idle spin: longest stall {stall:.1?}, {stalls} stalls over 1 ms");
+    let ratio = d.ratio;
+    let fqdn::Hold {
+        p50,
+        p99,
+        worst_p99,
+        held,
+        timeouts,
+    } = d.hold;
+    let us = |ns: u64| {
+        if ns == u64::MAX {
+            "> 1 s".to_owned()
+        } else {
+            format!("<= {:.0} us", ns as f64 / 1e3)
+        }
+    };
+    println!(
+        "hold latency p50 {} p99 {}, worst run p99 {} ({held} answers, {timeouts} timeouts)",
+        us(p50),
+        us(p99),
+        us(worst_p99)
+    );
+    if !args.no_write {
+        let met = |ok: bool| if ok { "met" } else { "not met" };
+        let body = format!(
+            "| benchmark | result |\n|---|---|\n\
+| answers learned per second, each with new addresses (table grows to ~300k addresses; parse, chain, bind, commit, publish every 64) | {rate:.0} |\n\
+| answers learned per second, 50k names answered again (bindings refreshed) | {steady:.0} |\n\
+| FQDN lookups per second, reader thread, 100k updates/s: published tables | {:.2} M |\n\
+| the same with one `RwLock<HashMap>` (read lock per lookup) | {:.2} M |\n\
+| established path, 100k flows, no FQDN updates | {:.2} Mpps, {:.1} cycles/packet ({:+.1} above floor) |\n\
+| established path, 100k flows, 100k FQDN updates/s on the control thread | {:.2} Mpps, {:.1} cycles/packet |\n\
+| DNS hold, answer received to released (every worker sees its addresses), median run | p50 {}, p99 {} (worst run's p99 {}) over {held} answers, {timeouts} timeouts |\n\
+\nTargets (issue 4): hold p99 at most 50 us: {} ({}); throughput under updates at least 0.95 of without: {ratio:.3}, median of alternating pairs ({}); at least 500k answers learned per second: {rate:.0} ({}).\n\
+\nThe hold latency is the data path clock between the worker holding the answer and releasing it, bucketed (bucket upper bounds shown); the control thread busy-polls on the main lcore. The tail here includes this virtual machine's stalls: in the same run, a thread doing nothing but read the clock in a loop on the control core saw its longest stall at {stall:.1?} and {stalls} stalls over 1 ms in {:.0} s, and every answer held during a stall of the control thread waits it out. Floor in the same run: {:.1} cycles/packet. Median of {} runs of {:.1} s.\n",
+            ours / 1e6,
+            rwlock / 1e6,
+            d.quiet.mpps,
+            d.quiet.cpp,
+            d.quiet.cpp - floor.cpp,
+            d.updating.mpps,
+            d.updating.cpp,
+            us(p50),
+            us(p99),
+            us(worst_p99),
+            us(p99),
+            met(p99 <= 50_000),
+            met(ratio >= 0.95),
+            met(rate >= 500_000.0),
+            args.seconds.max(1.0) * 5.0,
+            floor.cpp,
+            args.runs,
+            args.seconds,
+        );
+        results::write_section("fqdn", "FQDN tables and DNS learning", "fqdn", &body)?;
     }
     Ok(())
 }

@@ -28,6 +28,16 @@ pub fn shared_captures() -> PathBuf {
     project_root().join("../shared/captures")
 }
 
+/// `config` (a configuration without `[admin]` and `[metrics]`) with its admin socket in `dir`
+/// and its metrics on a free loopback port, so that a test's ferrowall never meets another
+/// instance's socket or port.
+pub fn isolated(config: &str, dir: &std::path::Path) -> String {
+    format!(
+        "{config}\n[admin]\nsocket = {:?}\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+        dir.join("admin.sock").display().to_string()
+    )
+}
+
 /// A fresh, empty folder for one test's files, under the target directory.
 pub fn scratch_dir(test: &str) -> PathBuf {
     let dir = project_root()

@@ -16,7 +16,7 @@
 //!   counted by reason.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -144,8 +144,6 @@ pub struct LearnerStats {
 struct Binding {
     name: Arc<str>,
     expires: u64,
-    /// Learning order: later bindings list their name first.
-    seq: u64,
 }
 
 /// One binding in a listing.
@@ -158,19 +156,29 @@ pub struct BindingView {
 }
 
 /// The learner and the per-worker tables it publishes.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug)]
 pub struct Learner {
     limits: Limits,
     policy: Arc<Policy>,
-    by_ip: HashMap<IpKey, Vec<Binding>>,
-    by_name: HashMap<Arc<str>, VecDeque<IpKey>>,
+    /// Each address's bindings, most recently learned first.
+    by_ip: Map<IpKey, Vec<Binding>>,
+    by_name: Map<Arc<str>, NameState>,
     /// (expiry, address, name), earliest first; stale items are skipped when popped.
     expiries: BinaryHeap<Reverse<(u64, IpKey, Arc<str>)>>,
-    dirty: HashSet<IpKey>,
+    /// Addresses changed since the last commit (with repeats; commit sorts them out).
+    dirty: Vec<IpKey>,
     replicas: Vec<Replica>,
     version: u64,
-    seq: u64,
     stats: Arc<LearnerStats>,
+}
+
+/// A learned name: its addresses, oldest first, and the rules its patterns match.
+#[derive(Debug)]
+struct NameState {
+    ips: VecDeque<IpKey>,
+    rules: Box<[u32]>,
 }
 
 /// A CNAME chain: names from the question on, and the smallest TTL up to each.
@@ -189,15 +197,22 @@ impl Learner {
             (0..workers.max(1)).map(|_| Replica::new()).unzip();
         (
             Learner {
+                // Sized for the configured bounds up front (capped): growing a large map on
+                // the control thread would stall held answers for milliseconds.
+                by_ip: Map::with_capacity_and_hasher(
+                    limits.max_ips.min(1 << 16),
+                    Default::default(),
+                ),
+                by_name: Map::with_capacity_and_hasher(
+                    limits.max_names.min(1 << 16),
+                    Default::default(),
+                ),
+                expiries: BinaryHeap::with_capacity(limits.max_ips.min(1 << 16)),
+                dirty: Vec::new(),
                 limits,
                 policy,
-                by_ip: HashMap::new(),
-                by_name: HashMap::new(),
-                expiries: BinaryHeap::new(),
-                dirty: HashSet::new(),
                 replicas,
                 version: 0,
-                seq: 0,
                 stats,
             },
             maps,
@@ -228,6 +243,9 @@ impl Learner {
     /// survive; the next [`Learner::commit`] republishes every address).
     pub fn set_policy(&mut self, policy: Arc<Policy>) {
         self.policy = policy;
+        for (name, state) in &mut self.by_name {
+            state.rules = self.policy.names.matches(name).into_boxed_slice();
+        }
         self.dirty.extend(self.by_ip.keys().copied());
     }
 
@@ -252,32 +270,31 @@ impl Learner {
         let Some(qname) = name_text(&question.name) else {
             return AnswerResult::NoMatch;
         };
-        let mut records = Vec::new();
-        for r in m.answers() {
-            match r {
-                Ok(r) => records.push(r),
-                Err(_) => return AnswerResult::Malformed,
-            }
+        // The answer section is read twice (CNAMEs for the chain, then addresses) rather than
+        // copied out: a record holds two full-size names.
+        if m.answers().any(|r| r.is_err()) {
+            return AnswerResult::Malformed;
         }
-        let chain = self.chain(qname, &records);
+        let chain = self.chain(qname, &m);
         // Addresses by the chain position of their owner.
         let mut addrs: Vec<(usize, IpAddr, u32)> = Vec::new();
-        for r in &records {
-            let Some(owner) = name_text(&r.name) else {
-                continue;
-            };
-            let Some(pos) = chain.iter().position(|(n, _)| **n == *owner) else {
-                continue;
+        for r in m.answers().flatten() {
+            let push = |addrs: &mut Vec<_>, ip| {
+                let pos =
+                    name_text(&r.name).and_then(|o| chain.iter().position(|(n, _)| **n == *o));
+                if let Some(pos) = pos {
+                    addrs.push((pos, ip, r.ttl));
+                }
             };
             match &r.data {
-                RData::A(a) => addrs.push((pos, IpAddr::V4(*a), r.ttl)),
-                RData::Aaaa(a) => addrs.push((pos, IpAddr::V6(*a), r.ttl)),
+                RData::A(a) => push(&mut addrs, IpAddr::V4(*a)),
+                RData::Aaaa(a) => push(&mut addrs, IpAddr::V6(*a)),
                 RData::Svcb(s) => {
                     for a in &s.ipv4hint {
-                        addrs.push((pos, IpAddr::V4(*a), r.ttl));
+                        push(&mut addrs, IpAddr::V4(*a));
                     }
                     for a in &s.ipv6hint {
-                        addrs.push((pos, IpAddr::V6(*a), r.ttl));
+                        push(&mut addrs, IpAddr::V6(*a));
                     }
                 }
                 RData::Cname(_) | RData::Other { .. } => {}
@@ -285,7 +302,7 @@ impl Learner {
         }
         let matching: Vec<bool> = chain
             .iter()
-            .map(|(n, _)| !self.policy.names.matches(n).is_empty())
+            .map(|(n, _)| self.policy.names.matches_any(n))
             .collect();
         let mut bound = false;
         for (pos, ip, ttl) in addrs {
@@ -317,24 +334,23 @@ impl Learner {
     }
 
     /// The CNAME chain from `qname` through the answer section.
-    fn chain(&self, qname: &str, records: &[crate::dns::message::Record]) -> Chain {
+    fn chain(&self, qname: &str, m: &Message<'_>) -> Chain {
         let mut chain: Chain = vec![(self.interned(qname), u32::MAX)];
         for _ in 0..self.limits.max_cname_chain {
-            let (last, ttl) = chain
-                .last()
-                .map(|(n, t)| (Arc::clone(n), *t))
-                .unwrap_or((Arc::from(""), 0));
-            let next = records.iter().find_map(|r| match &r.data {
+            let Some((last, ttl)) = chain.last().map(|(n, t)| (Arc::clone(n), *t)) else {
+                break;
+            };
+            let next = m.answers().flatten().find_map(|r| match &r.data {
                 RData::Cname(target) if name_text(&r.name).is_some_and(|o| *o == *last) => {
-                    name_text(target).map(|t| (t.to_owned(), r.ttl))
+                    name_text(target).map(|t| (self.interned(t), r.ttl))
                 }
                 _ => None,
             });
             let Some((target, cttl)) = next else { break };
-            if chain.iter().any(|(n, _)| **n == *target) {
+            if chain.iter().any(|(n, _)| *n == target) {
                 break; // a CNAME loop: stop where it closes
             }
-            chain.push((self.interned(&target), ttl.min(cttl)));
+            chain.push((target, ttl.min(cttl)));
         }
         chain
     }
@@ -356,24 +372,33 @@ impl Learner {
             self.stats.evictions[Eviction::TableCap as usize].inc();
             return false;
         }
-        self.seq += 1;
-        let seq = self.seq;
         let bindings = self.by_ip.entry(ip).or_default();
-        match bindings.iter_mut().find(|b| b.name == *name) {
-            Some(b) => {
+        match bindings.iter().position(|b| b.name == *name) {
+            Some(i) => {
+                // Refreshed: now the most recent binding of the address.
+                let mut b = bindings.remove(i);
                 b.expires = b.expires.max(expires);
-                b.seq = seq;
+                bindings.insert(0, b);
             }
             None => {
-                bindings.push(Binding {
-                    name: Arc::clone(name),
-                    expires,
-                    seq,
-                });
-                let ips = self.by_name.entry(Arc::clone(name)).or_default();
-                ips.push_back(ip);
-                if ips.len() > self.limits.max_ips_per_name {
-                    if let Some(oldest) = ips.pop_front() {
+                bindings.insert(
+                    0,
+                    Binding {
+                        name: Arc::clone(name),
+                        expires,
+                    },
+                );
+                let policy = &self.policy;
+                let state = self
+                    .by_name
+                    .entry(Arc::clone(name))
+                    .or_insert_with(|| NameState {
+                        ips: VecDeque::new(),
+                        rules: policy.names.matches(name).into_boxed_slice(),
+                    });
+                state.ips.push_back(ip);
+                if state.ips.len() > self.limits.max_ips_per_name {
+                    if let Some(oldest) = state.ips.pop_front() {
                         self.stats.evictions[Eviction::PerNameCap as usize].inc();
                         self.unbind(name, oldest);
                     }
@@ -381,7 +406,7 @@ impl Learner {
             }
         }
         self.expiries.push(Reverse((expires, ip, Arc::clone(name))));
-        self.dirty.insert(ip);
+        self.dirty.push(ip);
         self.update_gauges();
         true
     }
@@ -393,7 +418,7 @@ impl Learner {
             if bs.is_empty() {
                 self.by_ip.remove(&ip);
             }
-            self.dirty.insert(ip);
+            self.dirty.push(ip);
         }
     }
 
@@ -420,9 +445,9 @@ impl Learner {
             }
             self.stats.evictions[Eviction::Ttl as usize].inc();
             self.unbind(&name, ip);
-            if let Some(ips) = self.by_name.get_mut(&name) {
-                ips.retain(|k| *k != ip);
-                if ips.is_empty() {
+            if let Some(state) = self.by_name.get_mut(&name) {
+                state.ips.retain(|k| *k != ip);
+                if state.ips.is_empty() {
                     self.by_name.remove(&name);
                 }
             }
@@ -433,18 +458,26 @@ impl Learner {
     /// The entry worker tables get for `ip`, or `None` if it has no binding left.
     fn entry(&self, ip: &IpKey) -> Option<IpEntry> {
         let bs = self.by_ip.get(ip)?;
-        let mut bs: Vec<&Binding> = bs.iter().collect();
-        bs.sort_by_key(|b| Reverse(b.seq));
-        let mut rules = Vec::new();
-        for b in &bs {
-            self.policy.names.matches_into(&b.name, &mut rules);
-        }
-        rules.sort_unstable();
-        rules.dedup();
+        let rules_of = |b: &Binding| self.by_name.get(&b.name).map(|s| &s.rules);
+        let rules: Box<[u32]> = match bs.as_slice() {
+            [b] => rules_of(b).cloned().unwrap_or_default(),
+            _ => {
+                let mut rules = Vec::new();
+                for b in bs {
+                    match rules_of(b) {
+                        Some(r) => rules.extend_from_slice(r),
+                        None => self.policy.names.matches_into(&b.name, &mut rules),
+                    }
+                }
+                rules.sort_unstable();
+                rules.dedup();
+                rules.into_boxed_slice()
+            }
+        };
         Some(IpEntry {
             names: bs.iter().map(|b| Arc::clone(&b.name)).collect(),
             expires: bs.iter().map(|b| b.expires).max().unwrap_or(0),
-            rules: rules.into_boxed_slice(),
+            rules,
             generation: self.policy.generation,
         })
     }
@@ -456,9 +489,10 @@ impl Learner {
         if self.dirty.is_empty() {
             return self.version;
         }
-        let mut dirty: Vec<IpKey> = self.dirty.drain().collect();
+        let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
-        for ip in dirty {
+        dirty.dedup();
+        for &ip in &dirty {
             self.version += 1;
             let v = self.version;
             match self.entry(&ip) {
@@ -476,6 +510,8 @@ impl Learner {
                 }
             }
         }
+        dirty.clear();
+        self.dirty = dirty;
         self.version
     }
 
@@ -507,11 +543,9 @@ impl Learner {
     /// Every address with its bindings (for listings and the cache file), unordered.
     pub fn bindings(&self) -> impl Iterator<Item = (IpKey, Vec<BindingView>)> + '_ {
         self.by_ip.iter().map(|(ip, bs)| {
-            let mut v: Vec<&Binding> = bs.iter().collect();
-            v.sort_by_key(|b| Reverse(b.seq));
             (
                 *ip,
-                v.into_iter()
+                bs.iter()
                     .map(|b| BindingView {
                         name: Arc::clone(&b.name),
                         expires: b.expires,
@@ -524,7 +558,7 @@ impl Learner {
     /// Restores a binding read from the cache file (same bounds as learning; only names that
     /// match some pattern). Returns whether it was kept.
     pub fn restore(&mut self, name: &str, ip: IpAddr, expires: u64, now: u64) -> bool {
-        if expires <= now || self.policy.names.matches(name).is_empty() {
+        if expires <= now || !self.policy.names.matches_any(name) {
             return false;
         }
         let name = self.interned(name);

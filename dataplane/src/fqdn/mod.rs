@@ -7,6 +7,6 @@ pub mod reasm;
 pub mod snoop;
 pub mod table;
 
-pub use learner::{AnswerResult, Eviction, Learner, LearnerStats, Limits};
+pub use learner::{AnswerResult, BindingView, Eviction, Learner, LearnerStats, Limits};
 pub use names::NameMatcher;
 pub use table::{Attribution, FqdnMap, IpEntry, IpKey, Op, Replica};

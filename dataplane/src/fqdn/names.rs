@@ -10,9 +10,11 @@ use std::collections::HashMap;
 
 use config::{DomainPattern, PatternKind};
 
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
+    children: Map<Box<str>, Node>,
     exact: Vec<u32>,
     one_more: Vec<u32>,
     any_more: Vec<u32>,
@@ -59,36 +61,44 @@ impl NameMatcher {
         self.patterns == 0
     }
 
+    /// Calls `each` with the rule lists of the trie nodes `name` reaches that apply to it.
+    #[inline]
+    fn walk<'a>(&'a self, name: &str, mut each: impl FnMut(&'a [u32])) {
+        if name.is_empty() {
+            return;
+        }
+        let total = name.bytes().filter(|&b| b == b'.').count() + 1;
+        let mut node = &self.root;
+        let mut labels = name.rsplit('.');
+        for consumed in 0..=total {
+            let left = total - consumed;
+            if left == 0 {
+                each(&node.exact);
+            } else {
+                if left == 1 {
+                    each(&node.one_more);
+                }
+                each(&node.any_more);
+            }
+            let Some(next) = labels.next().and_then(|l| node.children.get(l)) else {
+                break;
+            };
+            node = next;
+        }
+    }
+
+    /// Whether some pattern matches `name` (lowercase, no trailing dot).
+    pub fn matches_any(&self, name: &str) -> bool {
+        let mut any = false;
+        self.walk(name, |rules| any |= !rules.is_empty());
+        any
+    }
+
     /// Appends to `out` the rules whose patterns match `name` (lowercase, no trailing dot), then
     /// sorts and deduplicates `out`.
     pub fn matches_into(&self, name: &str, out: &mut Vec<u32>) {
         let start = out.len();
-        if name.is_empty() {
-            return;
-        }
-        let total = name.split('.').count();
-        let mut node = &self.root;
-        let mut consumed = 0;
-        let mut labels = name.rsplit('.');
-        loop {
-            let left = total - consumed;
-            if left == 0 {
-                out.extend_from_slice(&node.exact);
-            } else {
-                if left == 1 {
-                    out.extend_from_slice(&node.one_more);
-                }
-                out.extend_from_slice(&node.any_more);
-            }
-            let Some(label) = labels.next() else { break };
-            match node.children.get(label) {
-                Some(next) => {
-                    node = next;
-                    consumed += 1;
-                }
-                None => break,
-            }
-        }
+        self.walk(name, |rules| out.extend_from_slice(rules));
         out[start..].sort_unstable();
         let mut kept = start;
         for i in start..out.len() {

@@ -1,0 +1,241 @@
+//! `ferrowall flows|fqdn|stats|rules|reload`: asks a running instance over its admin socket and
+//! prints the answer, as aligned text or (`--json`) as the JSON of CONTRACT.md.
+
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use serde::de::DeserializeOwned;
+
+use super::proto::{FlowJson, Reloaded, Request, RuleJson, StatsJson, Status};
+use crate::cli::Failure;
+use crate::fqdn::FqdnRow;
+
+/// How long to wait for the next line of an answer.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends `req` to the instance at `socket` and prints its answer to stdout.
+pub fn run(socket: &Path, req: &Request, json: bool) -> Result<(), Failure> {
+    let stream = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "connecting to the admin socket {} (is ferrowall running? see [admin].socket; --socket PATH)",
+            socket.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.set_write_timeout(Some(READ_TIMEOUT))?;
+    let mut line = serde_json::to_vec(req).map_err(|e| anyhow!(e))?;
+    line.push(b'\n');
+    (&stream).write_all(&line)?;
+    let mut lines = BufReader::new(&stream).lines();
+    let status: Status = match lines.next() {
+        Some(l) => serde_json::from_str(&l?).context("reading the answer")?,
+        None => return Err(anyhow!("ferrowall closed the connection without answering").into()),
+    };
+    if !status.ok {
+        let why = status.error.unwrap_or_else(|| "failed".into());
+        return Err(anyhow!("{why}").into());
+    }
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let printed = print(req, json, &mut lines, &mut out).and_then(|()| out.flush());
+    match printed {
+        // `ferrowall flows | head` stops reading: that is not a failure.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(()),
+    }
+}
+
+type Lines<'a> = std::io::Lines<BufReader<&'a UnixStream>>;
+
+fn parse<T: DeserializeOwned>(line: &str) -> io::Result<T> {
+    serde_json::from_str(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+fn print<W: Write>(
+    req: &Request,
+    json: bool,
+    lines: &mut Lines<'_>,
+    out: &mut W,
+) -> io::Result<()> {
+    match req {
+        Request::Flows { .. } | Request::Fqdn { .. } | Request::Rules {} if json => {
+            // Rows arrive one JSON object per line: print them as one array, streaming.
+            out.write_all(b"[")?;
+            let mut first = true;
+            for l in lines {
+                let l = l?;
+                if !first {
+                    out.write_all(b",")?;
+                }
+                first = false;
+                out.write_all(l.as_bytes())?;
+            }
+            out.write_all(b"]\n")
+        }
+        Request::Stats {} | Request::Reload {} if json => {
+            for l in lines {
+                writeln!(out, "{}", l?)?;
+            }
+            Ok(())
+        }
+        Request::Flows { .. } => {
+            writeln!(
+                out,
+                "{:<3} {:<6} {:<41} {:<41} {:<11} {:<16} {:<24} {:>10} {:>12} {:>8}",
+                "W", "PROTO", "SRC", "DST", "STATE", "RULE", "FQDN", "PACKETS", "BYTES", "AGE"
+            )?;
+            let mut n = 0u64;
+            for l in lines {
+                let f: FlowJson = parse(&l?)?;
+                n += 1;
+                writeln!(
+                    out,
+                    "{:<3} {:<6} {:<41} {:<41} {:<11} {:<16} {:<24} {:>10} {:>12} {:>7.1}s",
+                    f.worker,
+                    f.proto,
+                    f.src,
+                    f.dst,
+                    f.state,
+                    f.rule.as_deref().unwrap_or("(default)"),
+                    f.fqdn.as_deref().unwrap_or("-"),
+                    f.packets,
+                    f.bytes,
+                    f.age_s
+                )?;
+            }
+            writeln!(out, "{n} flows")
+        }
+        Request::Fqdn { .. } => {
+            writeln!(
+                out,
+                "{:<39} {:>10} {:>6}  {:<40} RULES",
+                "ADDRESS", "EXPIRES", "FLOWS", "NAMES"
+            )?;
+            let mut n = 0u64;
+            for l in lines {
+                let r: FqdnRow = parse(&l?)?;
+                n += 1;
+                writeln!(
+                    out,
+                    "{:<39} {:>9.1}s {:>6}  {:<40} {}",
+                    r.ip,
+                    r.expires_in_s,
+                    r.flows,
+                    r.names.join(","),
+                    r.rules.join(",")
+                )?;
+            }
+            writeln!(out, "{n} addresses")
+        }
+        Request::Rules {} => {
+            writeln!(
+                out,
+                "{:>5}  {:<24} {:<7} {:>14} {:>16}",
+                "#", "RULE", "ACTION", "PACKETS", "BYTES"
+            )?;
+            for l in lines {
+                let r: RuleJson = parse(&l?)?;
+                let index = r.index.map_or_else(|| "-".to_owned(), |i| i.to_string());
+                let name = r.name.unwrap_or_else(|| "(default)".into());
+                writeln!(
+                    out,
+                    "{index:>5}  {name:<24} {:<7} {:>14} {:>16}",
+                    r.action, r.packets, r.bytes
+                )?;
+            }
+            Ok(())
+        }
+        Request::Stats {} => {
+            for l in lines {
+                print_stats(&parse(&l?)?, out)?;
+            }
+            Ok(())
+        }
+        Request::Reload {} => {
+            for l in lines {
+                let r: Reloaded = parse(&l?)?;
+                writeln!(out, "reloaded: generation {}", r.generation)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_stats<W: Write>(s: &StatsJson, out: &mut W) -> io::Result<()> {
+    let join = |m: &std::collections::BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_owned()
+        } else {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    writeln!(
+        out,
+        "ferrowall {}  policy generation {}  reloads: {}",
+        s.version,
+        s.generation,
+        join(&s.reloads)
+    )?;
+    writeln!(out, "ports")?;
+    for p in &s.ports {
+        writeln!(
+            out,
+            "  {:<8} {:<20} rx {} ({} bytes)  tx {} ({} bytes)  missed {}  rx_nombuf {}  errors in {} out {}",
+            p.port,
+            p.device,
+            p.rx_packets,
+            p.rx_bytes,
+            p.tx_packets,
+            p.tx_bytes,
+            p.imissed,
+            p.rx_nombuf,
+            p.ierrors,
+            p.oerrors
+        )?;
+    }
+    writeln!(out, "workers")?;
+    for w in &s.workers {
+        writeln!(
+            out,
+            "  {:<3} packets {}  tx {}  tx_refused {}  polls busy {} idle {}  cycles/packet {:.1}  flows {} (created {})  generation {}",
+            w.worker,
+            w.packets,
+            w.tx_packets,
+            w.tx_refused,
+            w.busy_polls,
+            w.idle_polls,
+            w.cycles_per_packet,
+            w.flows,
+            w.flows_created,
+            w.generation
+        )?;
+        writeln!(out, "      drops: {}", join(&w.drops))?;
+    }
+    writeln!(out, "drops: {}", join(&s.drops))?;
+    let d = &s.dns;
+    writeln!(
+        out,
+        "dns: queries {}  answers: {}",
+        d.queries,
+        join(&d.answers)
+    )?;
+    writeln!(
+        out,
+        "     held now {}  hold timeouts {}  handoff full {}  fqdn flows {}",
+        d.held, d.hold_timeouts, d.handoff_full, d.fqdn_flows
+    )?;
+    writeln!(
+        out,
+        "fqdn: {} addresses, {} names  evictions: {}",
+        d.fqdn_entries,
+        d.fqdn_names,
+        join(&d.evictions)
+    )
+}

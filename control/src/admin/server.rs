@@ -1,0 +1,485 @@
+//! The admin socket: a Unix socket (mode 0600) that `ferrowall flows|fqdn|stats|rules|reload`
+//! talk to, served by its own thread beside the control thread.
+//!
+//! Each connection gets a thread (at most [`MAX_CLIENTS`] at once; beyond, an error), a read
+//! timeout for its request and a write timeout for the answer, so a stuck or slow client only
+//! holds its own thread. Flow listings ask each worker for one bounded chunk at a time through
+//! its admin ring (workers answer between bursts); requests that need the learner or the
+//! configuration go to the control thread.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+use dataplane::DropReason;
+use dataplane::agent::{AdminLink, FlowRow};
+use dataplane::fqdn::AnswerResult;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::proto::{
+    DnsJson, FlowJson, MAX_REQUEST, PortJson, Reloaded, Request, RuleJson, StatsJson, Status,
+    WorkerJson, proto_name,
+};
+use crate::fqdn::{FlowCounts, count_row, rows};
+use crate::shared::{Call, Shared};
+
+/// Connections served at once.
+pub const MAX_CLIENTS: usize = 8;
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one write to a client may block.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of an over-long request read and discarded before the error is sent.
+const DRAIN_LIMIT: u64 = 1 << 20;
+/// How long a worker or the control thread may take to answer before the request fails.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What connection threads share.
+struct Ctx {
+    shared: Arc<Shared>,
+    /// The workers' admin rings; one listing at a time.
+    links: Mutex<Vec<AdminLink>>,
+    calls: Mutex<mpsc::Sender<Call>>,
+    next_id: AtomicU64,
+    clients: AtomicUsize,
+}
+
+/// The admin socket, bound and listening.
+#[derive(Debug)]
+pub struct AdminServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl AdminServer {
+    /// Binds the socket at `path` (creating its directory; replacing a stale socket, never
+    /// another kind of file), mode 0600.
+    pub fn bind(path: &Path) -> io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        match fs::symlink_metadata(path) {
+            Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
+                if UnixStream::connect(path).is_ok() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("{} is in use by another ferrowall", path.display()),
+                    ));
+                }
+                fs::remove_file(path)?;
+            }
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a socket", path.display()),
+                ));
+            }
+            Err(_) => {}
+        }
+        let listener = UnixListener::bind(path)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        Ok(AdminServer {
+            listener,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Serves connections until `stop` is set, then removes the socket.
+    pub fn serve(
+        self,
+        shared: Arc<Shared>,
+        links: Vec<AdminLink>,
+        calls: mpsc::Sender<Call>,
+        stop: &AtomicBool,
+    ) {
+        let ctx = Arc::new(Ctx {
+            shared,
+            links: Mutex::new(links),
+            calls: Mutex::new(calls),
+            next_id: AtomicU64::new(1),
+            clients: AtomicUsize::new(0),
+        });
+        info!(socket = %self.path.display(), "admin socket listening");
+        while !stop.load(Ordering::Relaxed) {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if ctx.clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+                        ctx.clients.fetch_sub(1, Ordering::AcqRel);
+                        let _ = refuse(stream, "too many admin clients; try again");
+                        continue;
+                    }
+                    let ctx = Arc::clone(&ctx);
+                    let spawned = std::thread::Builder::new()
+                        .name("ferrowall-admin-client".into())
+                        .spawn(move || {
+                            if let Err(e) = handle(&ctx, stream) {
+                                tracing::debug!("admin client: {e}");
+                            }
+                            ctx.clients.fetch_sub(1, Ordering::AcqRel);
+                        });
+                    if let Err(e) = spawned {
+                        warn!("admin socket: no thread for a client: {e}");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => {
+                    warn!("admin socket: accept: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn refuse(mut stream: UnixStream, why: &str) -> io::Result<()> {
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    write_line(
+        &mut stream,
+        &Status {
+            ok: false,
+            error: Some(why.into()),
+        },
+    )
+}
+
+fn write_line<W: Write, T: Serialize>(w: &mut W, value: &T) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, value)?;
+    w.write_all(b"\n")
+}
+
+/// Reads the request, answers it.
+fn handle(ctx: &Ctx, stream: UnixStream) -> io::Result<()> {
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let mut line = Vec::new();
+    BufReader::new((&stream).take(MAX_REQUEST + 1)).read_until(b'\n', &mut line)?;
+    let mut out = BufWriter::new(&stream);
+    let request = if line.len() as u64 > MAX_REQUEST {
+        // Read what is left (bounded) so that closing does not reset the connection before
+        // the client reads the error.
+        let _ = io::copy(&mut (&stream).take(DRAIN_LIMIT), &mut io::sink());
+        Err(format!("request longer than {MAX_REQUEST} bytes"))
+    } else {
+        serde_json::from_slice::<Request>(&line).map_err(|e| format!("bad request: {e}"))
+    };
+    let result = match request {
+        Ok(r) => answer(ctx, &r, &mut out),
+        Err(e) => Err(Answer::Refused(e)),
+    };
+    match result {
+        Ok(()) => {}
+        Err(Answer::Refused(e)) => write_line(
+            &mut out,
+            &Status {
+                ok: false,
+                error: Some(e),
+            },
+        )?,
+        Err(Answer::Io(e)) => return Err(e),
+    }
+    out.flush()
+}
+
+/// How answering went wrong.
+enum Answer {
+    /// The request can not be served: the client gets this error.
+    Refused(String),
+    /// The client went away or stopped reading.
+    Io(io::Error),
+}
+
+impl From<io::Error> for Answer {
+    fn from(e: io::Error) -> Self {
+        Answer::Io(e)
+    }
+}
+
+fn ok<W: Write>(out: &mut W) -> io::Result<()> {
+    write_line(
+        out,
+        &Status {
+            ok: true,
+            error: None,
+        },
+    )
+}
+
+fn pattern(p: Option<&str>) -> Result<Option<config::DomainPattern>, Answer> {
+    p.map(|p| {
+        p.parse::<config::DomainPattern>()
+            .map_err(|e| Answer::Refused(format!("pattern {p:?}: {e}")))
+    })
+    .transpose()
+}
+
+fn answer<W: Write>(ctx: &Ctx, req: &Request, out: &mut W) -> Result<(), Answer> {
+    match req {
+        Request::Flows { fqdn } => {
+            let pat = pattern(fqdn.as_deref())?;
+            let now = ctx.shared.clock.now();
+            let mut started = false;
+            list_flows(ctx, |row| {
+                let keep = pat
+                    .as_ref()
+                    .is_none_or(|p| row.fqdn.as_deref().is_some_and(|n| p.matches(n)));
+                if !keep {
+                    return Ok(());
+                }
+                if !started {
+                    ok(out)?;
+                    started = true;
+                }
+                write_line(out, &flow_json(&row, now))
+            })?;
+            if !started {
+                ok(out)?;
+            }
+        }
+        Request::Fqdn { pattern: p } => {
+            let pat = pattern(p.as_deref())?;
+            let mut counts = FlowCounts::new();
+            list_flows(ctx, |row| {
+                count_row(&row, &mut counts);
+                Ok(())
+            })?;
+            let snap = call(ctx, Call::Fqdn)?;
+            let rows = rows(snap.bindings, &snap.policy, snap.now, &counts, pat.as_ref());
+            ok(out)?;
+            for r in rows {
+                write_line(out, &r)?;
+            }
+        }
+        Request::Stats {} => {
+            let s = stats(&ctx.shared);
+            ok(out)?;
+            write_line(out, &s)?;
+        }
+        Request::Rules {} => {
+            let rows = rules(&ctx.shared);
+            ok(out)?;
+            for r in rows {
+                write_line(out, &r)?;
+            }
+        }
+        Request::Reload {} => match call(ctx, Call::Reload)? {
+            Ok(generation) => {
+                ok(out)?;
+                write_line(out, &Reloaded { generation })?;
+            }
+            Err(e) => return Err(Answer::Refused(e)),
+        },
+    }
+    Ok(())
+}
+
+/// Asks the control thread and waits for its answer.
+fn call<T>(ctx: &Ctx, make: impl FnOnce(mpsc::Sender<T>) -> Call) -> Result<T, Answer> {
+    let (tx, rx) = mpsc::channel();
+    ctx.calls
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .send(make(tx))
+        .map_err(|_| Answer::Refused("ferrowall is stopping".into()))?;
+    rx.recv_timeout(ANSWER_TIMEOUT)
+        .map_err(|_| Answer::Refused("the control thread did not answer".into()))
+}
+
+/// Every worker's flows, a bounded chunk at a time.
+fn list_flows(ctx: &Ctx, mut each: impl FnMut(FlowRow) -> io::Result<()>) -> Result<(), Answer> {
+    let mut links = ctx.links.lock().unwrap_or_else(PoisonError::into_inner);
+    for (w, link) in links.iter_mut().enumerate() {
+        let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
+        let failed = std::cell::RefCell::new(None);
+        // Each wait restarts when a chunk arrives: a listing of any length completes as long
+        // as the worker keeps answering.
+        let since = std::cell::Cell::new(Instant::now());
+        let listing = link.list_flows(
+            id,
+            |row| {
+                since.set(Instant::now());
+                let mut f = failed.borrow_mut();
+                if f.is_none() {
+                    *f = each(row).err();
+                }
+            },
+            || {
+                if failed.borrow().is_some() || since.get().elapsed() > ANSWER_TIMEOUT {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_micros(20));
+                true
+            },
+        );
+        if let Some(e) = failed.into_inner() {
+            return Err(Answer::Io(e));
+        }
+        if listing.is_err() {
+            return Err(Answer::Refused(format!("worker {w} did not answer")));
+        }
+    }
+    Ok(())
+}
+
+fn endpoint(ip: std::net::IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(ip, port).to_string()
+}
+
+fn seconds(ns: u64) -> f64 {
+    (ns as f64 / 1e8).round() / 10.0
+}
+
+fn flow_json(r: &FlowRow, now: u64) -> FlowJson {
+    FlowJson {
+        worker: r.worker,
+        proto: proto_name(r.proto),
+        src: endpoint(r.src.0, r.src.1),
+        dst: endpoint(r.dst.0, r.dst.1),
+        side: r.side.as_str().into(),
+        state: r.state.as_str().into(),
+        verdict: "allow".into(),
+        rule: r.rule.as_deref().map(str::to_owned),
+        fqdn: r.fqdn.clone(),
+        packets: r.packets,
+        bytes: r.bytes,
+        age_s: seconds(now.saturating_sub(r.created)),
+        idle_s: seconds(now.saturating_sub(r.last_seen)),
+    }
+}
+
+/// The rules in force with their counters, then the default action.
+pub fn rules(shared: &Shared) -> Vec<RuleJson> {
+    let totals = shared.rules();
+    let sums = totals.totals();
+    let Some(policy) = totals.current() else {
+        return Vec::new();
+    };
+    let mut out: Vec<RuleJson> = policy
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (packets, bytes) = sums.get(&Some(r.name.clone())).copied().unwrap_or_default();
+            RuleJson {
+                index: Some(i),
+                name: Some(r.name.to_string()),
+                action: r.action.as_str().into(),
+                default: false,
+                packets,
+                bytes,
+            }
+        })
+        .collect();
+    let (packets, bytes) = sums.get(&None).copied().unwrap_or_default();
+    out.push(RuleJson {
+        index: None,
+        name: None,
+        action: policy.default.as_str().into(),
+        default: true,
+        packets,
+        bytes,
+    });
+    out
+}
+
+/// Every counter of `stats`.
+pub fn stats(sh: &Shared) -> StatsJson {
+    let ports = sh
+        .ports()
+        .into_iter()
+        .map(|p| PortJson {
+            port: p.side.as_str().into(),
+            device: p.device,
+            rx_packets: p.stats.ipackets,
+            tx_packets: p.stats.opackets,
+            rx_bytes: p.stats.ibytes,
+            tx_bytes: p.stats.obytes,
+            imissed: p.stats.imissed,
+            rx_nombuf: p.stats.rx_nombuf,
+            ierrors: p.stats.ierrors,
+            oerrors: p.stats.oerrors,
+        })
+        .collect();
+    let mut all_drops = std::collections::BTreeMap::new();
+    let workers = sh
+        .workers
+        .iter()
+        .zip(&sh.pipelines)
+        .zip(&sh.worker_generations)
+        .enumerate()
+        .map(|(id, ((w, p), g))| {
+            let mut drops = std::collections::BTreeMap::new();
+            for r in DropReason::ALL {
+                let n = p.drops[r.index()].get();
+                if n > 0 {
+                    drops.insert(r.as_str().to_owned(), n);
+                    *all_drops.entry(r.as_str().to_owned()).or_insert(0) += n;
+                }
+            }
+            WorkerJson {
+                worker: id,
+                packets: w.packets(),
+                tx_packets: w.tx[0].get() + w.tx[1].get(),
+                tx_refused: w.tx_refused[0].get() + w.tx_refused[1].get(),
+                busy_polls: w.busy_polls.get(),
+                idle_polls: w.idle_polls.get(),
+                cycles_per_packet: (w.cycles_per_packet() * 10.0).round() / 10.0,
+                flows: p.flows.get(),
+                flows_created: p.flows_created.get(),
+                generation: g.get(),
+                drops,
+            }
+        })
+        .collect();
+    let answers = AnswerResult::ALL
+        .iter()
+        .map(|r| (r.as_str().to_owned(), dns_answers(sh, *r)))
+        .collect();
+    let l = &sh.learner;
+    StatsJson {
+        version: sh.version.into(),
+        generation: sh.generation.get(),
+        reloads: [
+            ("ok", sh.reloads.ok.get()),
+            ("error", sh.reloads.error.get()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+        ports,
+        workers,
+        drops: all_drops,
+        dns: DnsJson {
+            queries: sh.pipelines.iter().map(|p| p.dns_queries.get()).sum(),
+            answers,
+            held: sh.pipelines.iter().map(|p| p.dns_held.get()).sum(),
+            hold_timeouts: sh.pipelines.iter().map(|p| p.dns_hold_timeouts.get()).sum(),
+            handoff_full: sh.pipelines.iter().map(|p| p.dns_handoff_full.get()).sum(),
+            fqdn_entries: l.entries.get(),
+            fqdn_names: l.names.get(),
+            evictions: dataplane::fqdn::Eviction::ALL
+                .iter()
+                .map(|e| (e.as_str().to_owned(), l.evictions[*e as usize].get()))
+                .collect(),
+            fqdn_flows: sh.pipelines.iter().map(|p| p.fqdn_flows.get()).sum(),
+        },
+    }
+}
+
+/// DNS answers with result `r`: workers count those they screen out, the learner the rest.
+pub fn dns_answers(sh: &Shared, r: AnswerResult) -> u64 {
+    sh.pipelines
+        .iter()
+        .map(|p| p.dns_answers[r.index()].get())
+        .sum::<u64>()
+        + sh.learner.answers[r.index()].get()
+}
