@@ -41,6 +41,13 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         .context("installing signal handlers")?;
 
     let eal = Eal::init(&cfg.dpdk.eal_args).context("starting the DPDK EAL ([dpdk].eal_args)")?;
+    // Every table below is reserved for its configured bound at start; locking makes it
+    // resident now instead of page by page while traffic runs.
+    if let Err(e) = dpdk::lock_all_memory() {
+        warn!(
+            "memory not locked (page faults may stall the data path; run as root or raise RLIMIT_MEMLOCK): {e}"
+        );
+    }
     let lcores = eal.worker_lcores();
     if lcores.len() < workers {
         return Err(Failure::Usage(format!(
@@ -165,8 +172,14 @@ pub fn run(path: &Path) -> Result<(), Failure> {
                 stats: Arc::clone(&stats[id]),
             };
             let stop = &stop;
+            let table_mib = worker.pipeline.flows().memory_bytes() as f64 / f64::from(1 << 20);
             handles.push(s.launch(lcore, move || worker.run(stop))?);
-            info!(worker = id, lcore, "worker started");
+            info!(
+                worker = id,
+                lcore,
+                flow_table_mib = format!("{table_mib:.1}"),
+                "worker started"
+            );
         }
         let ports = &ports;
         let refresh_ports = || {

@@ -98,6 +98,24 @@ fn promtool_check(scrape: &str) {
     );
 }
 
+/// Run in ferrowall's namespace: a garbage request, then a client that sends half a request
+/// head and waits, with a normal scrape while it waits.
+const HTTP_CLIENTS: &str = r#"
+import socket, time, urllib.request
+s = socket.create_connection(("127.0.0.1", 9469), timeout=10)
+s.sendall(b"\x00\x01 garbage\r\n\r\n")
+print("garbage:", s.recv(100).split(b"\r\n")[0].decode())
+s.close()
+slow = socket.create_connection(("127.0.0.1", 9469), timeout=30)
+slow.sendall(b"GET /metr")
+t0 = time.time()
+r = urllib.request.urlopen("http://127.0.0.1:9469/metrics", timeout=5)
+print("scrape during slow client:", r.status)
+while slow.recv(4096):
+    pass
+print("slow client cut after", round(time.time() - t0, 1))
+"#;
+
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -262,6 +280,21 @@ fn an_operator_inspects_and_reloads_a_running_instance() {
     assert!(sample(&after, "ferrowall_dns_answers_total{result=\"learned\"}") >= 1.0);
     assert!(sample(&after, "ferrowall_fqdn_entries") >= 1.0);
     assert_eq!(sample(&after, "ferrowall_config_generation"), 1.0);
+
+    // A malformed HTTP request gets 400; a client that never finishes its request is cut off
+    // after the header timeout, and scrapes go on meanwhile.
+    let http = lab.run(Ns::Fw, &["python3", "-c", HTTP_CLIENTS]);
+    let http_out = ok(&http);
+    assert!(http_out.contains("garbage: HTTP/1.1 400"), "{http_out}");
+    assert!(
+        http_out.contains("scrape during slow client: 200"),
+        "{http_out}"
+    );
+    let cut: f64 = http_out
+        .lines()
+        .find_map(|l| l.strip_prefix("slow client cut after ")?.parse().ok())
+        .unwrap_or_else(|| panic!("{http_out}"));
+    assert!((4.0..15.0).contains(&cut), "header timeout (5 s): {cut}");
 
     // Malformed admin requests get errors, and the socket keeps serving.
     for bad in [

@@ -421,6 +421,14 @@ impl FlowTable {
         }
     }
 
+    /// Bytes the table holds (slots, index, free list), all allocated at creation.
+    pub fn memory_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Flow>()
+            + self.free.capacity() * std::mem::size_of::<FlowId>()
+            + self.buckets.len() * std::mem::size_of::<Bucket>()
+            + self.overflowed.len() * 8
+    }
+
     /// Flows in the table (expired ones not yet swept included).
     pub fn len(&self) -> usize {
         self.len

@@ -41,6 +41,8 @@ tcp_transitory_timeout = "50ms"
 min_ttl = "0s"
 max_ttl = "2s"
 max_ips_per_name = 16
+max_ips = 8192
+max_names = 256
 [[rule]]
 name = "incident"
 action = "allow"

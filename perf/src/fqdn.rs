@@ -31,8 +31,8 @@ tcp_midstream = true
 [dns]
 min_ttl = "1h"
 max_ttl = "1h"
-max_names = 1000000
-max_ips = 4000000
+max_names = 200000
+max_ips = 1000000
 max_ips_per_name = 64
 [[rule]]
 name = "dns"
@@ -179,7 +179,9 @@ impl ControlLoop {
                     }
                 }
             }
-            // Paced synthetic updates.
+            // Paced synthetic updates: 50k names over 200k addresses, so that every answer
+            // binds a name to an address it did not have (a table change) while the table
+            // stays bounded, as it would at steady state.
             let due = due(t0, updates_per_s);
             while done < due {
                 self.next_update = self.next_update.wrapping_add(1);
@@ -188,7 +190,7 @@ impl ControlLoop {
                     &answer(
                         u16::try_from(n & 0xffff).unwrap_or(0),
                         100_000 + n % 50_000,
-                        ip_of(n),
+                        ip_of(n % 200_000),
                     ),
                     now,
                 );

@@ -12,10 +12,12 @@ mod eal;
 mod error;
 mod lcore;
 mod mbuf;
+mod memory;
 mod port;
 
 pub use eal::{Eal, tsc};
 pub use error::{Error, Result, strerror};
 pub use lcore::{LcoreHandle, LcoreScope};
 pub use mbuf::{Burst, DEFAULT_DATA_ROOM, Drain, MAX_BURST, Mbuf, Mempool};
+pub use memory::lock_all_memory;
 pub use port::{Port, PortConfig, PortInfo, PortStats, RssMode, RxQueue, TxQueue};

@@ -15,8 +15,7 @@
 //!   and `max_ips` addresses in all (beyond, new ones are refused); each eviction or refusal is
 //!   counted by reason.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -165,8 +164,9 @@ pub struct Learner {
     /// Each address's bindings, most recently learned first.
     by_ip: Map<IpKey, Vec<Binding>>,
     by_name: Map<Arc<str>, NameState>,
-    /// (expiry, address, name), earliest first; stale items are skipped when popped.
-    expiries: BinaryHeap<Reverse<(u64, IpKey, Arc<str>)>>,
+    /// (expiry, address, name) of every binding, earliest first: exactly one item per live
+    /// binding (moved when it is refreshed, removed with it), so its size is bounded by theirs.
+    expiries: BTreeSet<(u64, IpKey, Arc<str>)>,
     /// Addresses changed since the last commit (with repeats; commit sorts them out).
     dirty: Vec<IpKey>,
     replicas: Vec<Replica>,
@@ -193,21 +193,17 @@ impl Learner {
         workers: usize,
         stats: Arc<LearnerStats>,
     ) -> (Learner, Vec<Box<FqdnMap>>) {
-        let (replicas, maps): (Vec<Replica>, Vec<Box<FqdnMap>>) =
-            (0..workers.max(1)).map(|_| Replica::new()).unzip();
+        // Every table is sized for the configured bounds up front: growing a large map on the
+        // control thread stalls it (and every held answer) for tens of milliseconds. The
+        // memory is reserved now and touched as entries arrive.
+        let (replicas, maps): (Vec<Replica>, Vec<Box<FqdnMap>>) = (0..workers.max(1))
+            .map(|_| Replica::with_capacity(limits.max_ips))
+            .unzip();
         (
             Learner {
-                // Sized for the configured bounds up front (capped): growing a large map on
-                // the control thread would stall held answers for milliseconds.
-                by_ip: Map::with_capacity_and_hasher(
-                    limits.max_ips.min(1 << 16),
-                    Default::default(),
-                ),
-                by_name: Map::with_capacity_and_hasher(
-                    limits.max_names.min(1 << 16),
-                    Default::default(),
-                ),
-                expiries: BinaryHeap::with_capacity(limits.max_ips.min(1 << 16)),
+                by_ip: Map::with_capacity_and_hasher(limits.max_ips, Default::default()),
+                by_name: Map::with_capacity_and_hasher(limits.max_names, Default::default()),
+                expiries: BTreeSet::new(),
                 dirty: Vec::new(),
                 limits,
                 policy,
@@ -235,7 +231,12 @@ impl Learner {
     }
 
     /// Changes the bounds (reload). Existing bindings stay until they expire or are evicted.
+    /// Larger bounds reserve their room now (the workers' copies grow as they are republished).
     pub fn set_limits(&mut self, limits: Limits) {
+        self.by_ip
+            .reserve(limits.max_ips.saturating_sub(self.by_ip.len()));
+        self.by_name
+            .reserve(limits.max_names.saturating_sub(self.by_name.len()));
         self.limits = limits;
     }
 
@@ -377,7 +378,11 @@ impl Learner {
             Some(i) => {
                 // Refreshed: now the most recent binding of the address.
                 let mut b = bindings.remove(i);
-                b.expires = b.expires.max(expires);
+                if expires > b.expires {
+                    self.expiries.remove(&(b.expires, ip, Arc::clone(&b.name)));
+                    self.expiries.insert((expires, ip, Arc::clone(&b.name)));
+                    b.expires = expires;
+                }
                 bindings.insert(0, b);
             }
             None => {
@@ -388,6 +393,7 @@ impl Learner {
                         expires,
                     },
                 );
+                self.expiries.insert((expires, ip, Arc::clone(name)));
                 let policy = &self.policy;
                 let state = self
                     .by_name
@@ -405,7 +411,6 @@ impl Learner {
                 }
             }
         }
-        self.expiries.push(Reverse((expires, ip, Arc::clone(name))));
         self.dirty.push(ip);
         self.update_gauges();
         true
@@ -414,6 +419,9 @@ impl Learner {
     /// Removes the binding of `name` to `ip` (its name's address list is the caller's).
     fn unbind(&mut self, name: &Arc<str>, ip: IpKey) {
         if let Some(bs) = self.by_ip.get_mut(&ip) {
+            if let Some(b) = bs.iter().find(|b| b.name == *name) {
+                self.expiries.remove(&(b.expires, ip, Arc::clone(name)));
+            }
             bs.retain(|b| b.name != *name);
             if bs.is_empty() {
                 self.by_ip.remove(&ip);
@@ -429,20 +437,10 @@ impl Learner {
 
     /// Removes the bindings whose TTL ran out by `now`.
     pub fn expire(&mut self, now: u64) {
-        while let Some(Reverse((at, ip, name))) = self.expiries.peek().cloned() {
-            if at > now {
+        while self.expiries.first().is_some_and(|(at, _, _)| *at <= now) {
+            let Some((_, ip, name)) = self.expiries.pop_first() else {
                 break;
-            }
-            self.expiries.pop();
-            // The binding may have been refreshed (a later expiry) or removed since.
-            let current = self
-                .by_ip
-                .get(&ip)
-                .and_then(|bs| bs.iter().find(|b| b.name == name))
-                .map(|b| b.expires);
-            if current != Some(at) {
-                continue;
-            }
+            };
             self.stats.evictions[Eviction::Ttl as usize].inc();
             self.unbind(&name, ip);
             if let Some(state) = self.by_name.get_mut(&name) {
@@ -592,6 +590,13 @@ mod tests {
     const S: u64 = NANOS;
 
     fn policy(extra_dns: &str) -> (Arc<Policy>, Limits) {
+        // Small tables (the learner reserves its bounds up front; Miri runs these tests).
+        let mut extra_dns = extra_dns.to_owned();
+        for (key, value) in [("max_ips", 4096), ("max_names", 1024)] {
+            if !extra_dns.contains(&format!("{key} =")) {
+                extra_dns.push_str(&format!("\n{key} = {value}"));
+            }
+        }
         let text = format!(
             "[ports.inside]\ndevice = \"a\"\n[ports.outside]\ndevice = \"b\"\n[dns]\nmin_ttl = \"10s\"\nmax_ttl = \"1h\"\n{extra_dns}\n[[rule]]\nname = \"gh\"\naction = \"allow\"\ndst_fqdn = [\"github.com\", \"*.github.com\"]\n[[rule]]\nname = \"cdn\"\naction = \"allow\"\ndst_fqdn = [\"**.fastly.net\"]\n"
         );
@@ -807,6 +812,28 @@ mod tests {
         );
         assert_eq!(l.stats().evictions[Eviction::TableCap as usize].get(), 1);
         assert_eq!(l.len(), 3);
+    }
+
+    #[test]
+    fn expiry_items_stay_one_per_binding_under_refreshes_and_evictions() {
+        let mut l = learner("max_ips_per_name = 4");
+        // Per-name evictions start after 40 answers; Miri runs the short version.
+        let answers = if cfg!(miri) { 120 } else { 2_000u32 };
+        for i in 0..answers {
+            // Ten names, each answered again and again with a rotating address: refreshes,
+            // new bindings and per-name evictions.
+            let name = format!("n{}.github.com", i % 10);
+            let ip = format!("192.0.2.{}", i % 50);
+            l.learn(
+                &response(1, &name, rtype::A, &[(name.as_str(), 60, a(&ip))]),
+                u64::from(i) * S,
+            );
+            let bindings: usize = l.by_ip.values().map(Vec::len).sum();
+            assert_eq!(l.expiries.len(), bindings, "after answer {i}");
+        }
+        assert!(l.stats().evictions[Eviction::PerNameCap as usize].get() > 0);
+        l.expire(u64::MAX);
+        assert!(l.is_empty() && l.expiries.is_empty() && l.by_name.is_empty());
     }
 
     #[test]

@@ -108,6 +108,15 @@ pub struct FqdnMap {
 }
 
 impl FqdnMap {
+    /// An empty copy with room for `capacity` addresses (allocated now, so that it never has
+    /// to grow, and stall its writer, while the appliance runs).
+    pub fn with_capacity(capacity: usize) -> Self {
+        FqdnMap {
+            version: 0,
+            map: HashMap::with_capacity_and_hasher(capacity, Default::default()),
+        }
+    }
+
     /// The number of the last change this copy contains.
     pub fn version(&self) -> u64 {
         self.version
@@ -169,22 +178,27 @@ pub struct Replica {
 impl Replica {
     /// A replica with two empty copies; the second goes to the worker.
     pub fn new() -> (Replica, Box<FqdnMap>) {
-        Self::with_max_log(MAX_LOG)
+        Self::with_max_log(MAX_LOG, 0)
     }
 
-    /// [`Replica::new`] keeping at most `max_log` changes for a worker that has not handed its
-    /// copy back.
-    pub fn with_max_log(max_log: usize) -> (Replica, Box<FqdnMap>) {
+    /// A replica whose copies have room for `capacity` addresses.
+    pub fn with_capacity(capacity: usize) -> (Replica, Box<FqdnMap>) {
+        Self::with_max_log(MAX_LOG, capacity)
+    }
+
+    /// [`Replica::with_capacity`] keeping at most `max_log` changes for a worker that has not
+    /// handed its copy back.
+    pub fn with_max_log(max_log: usize, capacity: usize) -> (Replica, Box<FqdnMap>) {
         (
             Replica {
-                spare: Some(Box::default()),
+                spare: Some(Box::new(FqdnMap::with_capacity(capacity))),
                 log: VecDeque::new(),
                 latest: 0,
                 sent: 0,
                 resync: false,
                 max_log,
             },
-            Box::default(),
+            Box::new(FqdnMap::with_capacity(capacity)),
         )
     }
 
@@ -347,7 +361,7 @@ mod tests {
 
     #[test]
     fn an_overflowing_log_falls_back_to_a_full_rebuild() {
-        let (mut r, _worker) = Replica::with_max_log(4);
+        let (mut r, _worker) = Replica::with_max_log(4, 0);
         for i in 1..=5 {
             r.record(i, Op::Put(key(u32::try_from(i).unwrap()), entry("x")));
         }
