@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::counter::{Counter, Gauge};
-use crate::dns::message::{Message, RData};
+use crate::dns::message::{Message, RData, Record};
 use crate::dns::name::Name;
 use crate::fqdn::table::{FqdnMap, IpEntry, IpKey, Op, Replica};
 use crate::policy::Policy;
@@ -169,6 +169,8 @@ pub struct Learner {
     expiries: BTreeSet<(u64, IpKey, Arc<str>)>,
     /// Addresses changed since the last commit (with repeats; commit sorts them out).
     dirty: Vec<IpKey>,
+    /// Scratch: the answer records of the message being learned.
+    records: Vec<Record>,
     replicas: Vec<Replica>,
     version: u64,
     stats: Arc<LearnerStats>,
@@ -205,6 +207,7 @@ impl Learner {
                 by_name: Map::with_capacity_and_hasher(limits.max_names, Default::default()),
                 expiries: BTreeSet::new(),
                 dirty: Vec::new(),
+                records: Vec::new(),
                 limits,
                 policy,
                 replicas,
@@ -271,15 +274,31 @@ impl Learner {
         let Some(qname) = name_text(&question.name) else {
             return AnswerResult::NoMatch;
         };
-        // The answer section is read twice (CNAMEs for the chain, then addresses) rather than
-        // copied out: a record holds two full-size names.
-        if m.answers().any(|r| r.is_err()) {
-            return AnswerResult::Malformed;
+        // The answer section is read once: every record's names are decompressed once, into
+        // a scratch list the learner keeps (no allocation per answer at steady state).
+        let mut records = std::mem::take(&mut self.records);
+        records.clear();
+        for r in m.answers() {
+            match r {
+                Ok(r) => records.push(r),
+                Err(_) => {
+                    self.records = records;
+                    return AnswerResult::Malformed;
+                }
+            }
         }
-        let chain = self.chain(qname, &m);
+        let result = self.learn_records(qname, &records, now);
+        records.clear();
+        self.records = records;
+        result
+    }
+
+    /// Learns what the answer records `records` (of a response to `qname`) teach.
+    fn learn_records(&mut self, qname: &str, records: &[Record], now: u64) -> AnswerResult {
+        let chain = self.chain(qname, records);
         // Addresses by the chain position of their owner.
         let mut addrs: Vec<(usize, IpAddr, u32)> = Vec::new();
-        for r in m.answers().flatten() {
+        for r in records {
             let push = |addrs: &mut Vec<_>, ip| {
                 let pos =
                     name_text(&r.name).and_then(|o| chain.iter().position(|(n, _)| **n == *o));
@@ -335,13 +354,13 @@ impl Learner {
     }
 
     /// The CNAME chain from `qname` through the answer section.
-    fn chain(&self, qname: &str, m: &Message<'_>) -> Chain {
+    fn chain(&self, qname: &str, records: &[Record]) -> Chain {
         let mut chain: Chain = vec![(self.interned(qname), u32::MAX)];
         for _ in 0..self.limits.max_cname_chain {
             let Some((last, ttl)) = chain.last().map(|(n, t)| (Arc::clone(n), *t)) else {
                 break;
             };
-            let next = m.answers().flatten().find_map(|r| match &r.data {
+            let next = records.iter().find_map(|r| match &r.data {
                 RData::Cname(target) if name_text(&r.name).is_some_and(|o| *o == *last) => {
                     name_text(target).map(|t| (self.interned(t), r.ttl))
                 }
@@ -495,10 +514,13 @@ impl Learner {
             let v = self.version;
             match self.entry(&ip) {
                 Some(e) => {
-                    for r in &mut self.replicas {
-                        // Each worker gets its own allocation: the reference counts flows take
-                        // stay on that worker's cache lines.
-                        r.record(v, Op::Put(ip, Arc::new(e.clone())));
+                    // Each worker gets its own allocation: the reference counts flows take
+                    // stay on that worker's cache lines.
+                    if let Some((last, others)) = self.replicas.split_last_mut() {
+                        for r in others {
+                            r.record(v, Op::Put(ip, Arc::new(e.clone())));
+                        }
+                        last.record(v, Op::Put(ip, Arc::new(e)));
                     }
                 }
                 None => {

@@ -100,6 +100,15 @@ pub enum Op {
     Remove(IpKey),
 }
 
+impl Op {
+    /// The address it changes.
+    pub fn key(&self) -> &IpKey {
+        match self {
+            Op::Put(k, _) | Op::Remove(k) => k,
+        }
+    }
+}
+
 /// One worker's copy of the FQDN table.
 #[derive(Debug, Default)]
 pub struct FqdnMap {
@@ -253,10 +262,15 @@ impl Replica {
             copy.map.extend(full());
             self.resync = false;
         } else {
-            for (v, op) in &self.log {
-                if *v > copy.version {
-                    copy.apply(op);
-                }
+            let have = copy.version;
+            let pending = || self.log.iter().filter(move |(v, _)| *v > have);
+            // Look every address up first: the lookups do not depend on each other, so the CPU
+            // overlaps their cache misses, and the changes that follow find their lines cached.
+            for (_, op) in pending() {
+                std::hint::black_box(copy.map.get(op.key()));
+            }
+            for (_, op) in pending() {
+                copy.apply(op);
             }
         }
         copy.version = self.latest;
