@@ -431,7 +431,6 @@ impl Learner {
             }
         }
         self.dirty.push(ip);
-        self.update_gauges();
         true
     }
 
@@ -506,6 +505,7 @@ impl Learner {
         if self.dirty.is_empty() {
             return self.version;
         }
+        self.update_gauges();
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
