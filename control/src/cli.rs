@@ -147,7 +147,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse(); // clap exits 2 on bad usage
     init_logging();
     let result = match cli.command {
-        Command::Run { config } => crate::run::run(&config),
+        Command::Run { config } => {
+            crate::run::restart_with_lazy_arenas();
+            crate::run::run(&config)
+        }
         Command::Check { config } => check(&config),
         Command::Replay {
             config,

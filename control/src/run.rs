@@ -25,6 +25,35 @@ use crate::shared::{PortSnapshot, Shared};
 /// How often the control thread reads the ports' DPDK counters for `stats` and `/metrics`.
 const PORT_STATS_EVERY: Duration = Duration::from_millis(250);
 
+/// The allocator's setting for committing the arenas it reserves up front, read once at
+/// process start.
+const EAGER_COMMIT_VAR: &str = "MIMALLOC_ARENA_EAGER_COMMIT";
+
+/// `ferrowall run` locks all its memory, which makes every committed page resident. mimalloc
+/// reserves its first arena (1 GiB) before `main` and, by default, commits it whole, so unless
+/// the operator chose otherwise the process starts over with arenas committed as they are used
+/// (`MIMALLOC_ARENA_EAGER_COMMIT=0`): the same program, arguments and PID (`exec`). Memory it
+/// commits later is still locked and faulted in at once (`MCL_FUTURE`). If the restart fails,
+/// it goes on as it is.
+pub fn restart_with_lazy_arenas() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(EAGER_COMMIT_VAR).is_some() {
+        return;
+    }
+    let mut args = std::env::args_os();
+    let (Ok(exe), Some(arg0)) = (std::env::current_exe(), args.next()) else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .arg0(arg0)
+        .args(args)
+        .env(EAGER_COMMIT_VAR, "0")
+        .exec();
+    warn!(
+        "could not restart with {EAGER_COMMIT_VAR}=0 ({err}): the allocator's whole first arena (1 GiB) will be resident"
+    );
+}
+
 pub fn run(path: &Path) -> Result<(), Failure> {
     let cfg = config::load(path)?;
     let workers = usize::from(cfg.dpdk.workers);
