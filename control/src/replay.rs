@@ -271,7 +271,7 @@ impl Replay {
             }
         }
         let v = self.pipeline.fqdn().version();
-        self.pipeline.maintain(self.now, v, &mut self.fx);
+        self.pipeline.maintain(self.now, || v, &mut self.fx);
     }
 
     /// Housekeeping at time `now`: expiry in the learner and the pipeline.
@@ -284,7 +284,7 @@ impl Replay {
             self.learner.returned(0, old);
         }
         let v = self.pipeline.fqdn().version();
-        self.pipeline.maintain(self.now, v, &mut self.fx);
+        self.pipeline.maintain(self.now, || v, &mut self.fx);
         self.emit()
     }
 
@@ -412,7 +412,7 @@ pub fn replay(args: &Args) -> Result<(), Failure> {
     }
     // The end of the capture: held fragments never saw their first fragment, held answers go.
     let end = r.now;
-    r.pipeline.maintain(u64::MAX, u64::MAX, &mut r.fx);
+    r.pipeline.maintain(u64::MAX, || u64::MAX, &mut r.fx);
     r.now = end;
     r.emit()?;
     r.log.finish()?;

@@ -120,7 +120,7 @@ pub fn pipeline(data: &[u8]) {
             });
             held += n;
         }
-        p.maintain(now, u64::MAX, &mut fx);
+        p.maintain(now, || u64::MAX, &mut fx);
         held -= fx.released.len();
         for r in fx.released.drain(..) {
             assert!(
@@ -136,7 +136,7 @@ pub fn pipeline(data: &[u8]) {
             );
         }
     }
-    p.maintain(u64::MAX, u64::MAX, &mut fx);
+    p.maintain(u64::MAX, || u64::MAX, &mut fx);
     held -= fx.released.len();
     assert_eq!(held, 0, "every held packet is released in the end");
 }

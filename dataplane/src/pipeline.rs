@@ -318,11 +318,11 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
 
     /// Housekeeping between bursts: held DNS answers are released once every worker's FQDN
     /// table reached the version they need (`fleet_version`: the smallest version any worker
-    /// reads) or their hold timed out; fragments whose first fragment never came are released
-    /// as drops; a few flow slots are swept.
-    pub fn maintain(&mut self, now: u64, fleet_version: u64, fx: &mut Effects<H>) {
+    /// reads, asked only while answers are held) or their hold timed out; fragments whose
+    /// first fragment never came are released as drops; a few flow slots are swept.
+    pub fn maintain(&mut self, now: u64, fleet_version: impl FnOnce() -> u64, fx: &mut Effects<H>) {
         if !self.held_dns.is_empty() {
-            self.release_holds(now, fleet_version, fx);
+            self.release_holds(now, fleet_version(), fx);
         }
         self.frags.expire(now, &mut fx.timed_out);
         let g = self.policy.generation;

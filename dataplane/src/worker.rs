@@ -218,8 +218,8 @@ impl<'e> Worker<'_, 'e> {
     /// The loop boundary: housekeeping, then the conversations with control and admin.
     fn quiescent(&mut self, bufs: &mut Buffers<'e>) {
         let now = self.clock.now();
-        self.pipeline
-            .maintain(now, self.agent.fleet.min(), &mut bufs.fx);
+        let fleet = &self.agent.fleet;
+        self.pipeline.maintain(now, || fleet.min(), &mut bufs.fx);
         self.agent.quiescent(&mut self.pipeline, &mut bufs.fx, now);
         if !bufs.fx.released.is_empty() || !bufs.fx.generated.is_empty() {
             self.flush_effects(bufs);

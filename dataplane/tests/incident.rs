@@ -163,7 +163,7 @@ fn concurrent_lookups_updates_deletes_and_listings_never_corrupt_fqdn_state() {
                             assert!(is_learned_name(n), "worker {w} read a corrupt name {n:?}");
                         }
                     }
-                    p.maintain(t, fleet.min(), &mut fx);
+                    p.maintain(t, || fleet.min(), &mut fx);
                     agent.quiescent(&mut p, &mut fx, t);
                     fx.released.clear();
                     fx.generated.clear();

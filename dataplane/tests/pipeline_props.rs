@@ -120,7 +120,7 @@ proptest! {
         let mut fx = Effects::default();
         for (i, (f, side)) in frames.into_iter().enumerate() {
             let _ = p.process(f, side, i as u64 * 1_000_000_000, &mut fx);
-            p.maintain(i as u64 * 1_000_000_000, u64::MAX, &mut fx);
+            p.maintain(i as u64 * 1_000_000_000, || u64::MAX, &mut fx);
             fx.released.clear();
             fx.generated.clear();
         }

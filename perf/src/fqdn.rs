@@ -356,8 +356,8 @@ pub fn dpdk_benches<'e>(rig: &mut Rig<'_, 'e>, pool: &'e dpdk::Mempool<'e>) -> R
                         let _ = tx.push(m);
                     }
                 });
-            let fleet = st.agent.fleet.min();
-            st.pipeline.maintain(now, fleet, &mut st.fx);
+            let fleet = &st.agent.fleet;
+            st.pipeline.maintain(now, || fleet.min(), &mut st.fx);
             st.agent.quiescent(&mut st.pipeline, &mut st.fx, now);
             for r in st.fx.released.drain(..) {
                 if r.decision.verdict == dataplane::Verdict::Allow {

@@ -73,7 +73,7 @@ pub fn listing<'e>(rig: &mut Rig<'_, 'e>, pool: &'e dpdk::Mempool<'e>) -> Result
                         let _ = tx.push(m);
                     }
                 });
-            st.pipeline.maintain(now, u64::MAX, &mut st.fx);
+            st.pipeline.maintain(now, || u64::MAX, &mut st.fx);
             st.agent.quiescent(&mut st.pipeline, &mut st.fx, now);
         };
 

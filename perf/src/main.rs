@@ -442,7 +442,7 @@ fn main() -> Result<()> {
                             let _ = tx.push(m);
                         }
                     });
-                    p.maintain(now, u64::MAX, fx);
+                    p.maintain(now, || u64::MAX, fx);
                 },
             )?;
             let p = state.0;
@@ -502,7 +502,7 @@ fn main() -> Result<()> {
                             let _ = tx.push(m);
                         }
                     });
-                    p.maintain(now, u64::MAX, fx);
+                    p.maintain(now, || u64::MAX, fx);
                 },
             )?;
             full += state.0.stats().drops[dataplane::DropReason::FlowTableFull.index()].get();

@@ -326,24 +326,21 @@ impl Learner {
             .collect();
         let mut bound = false;
         for (pos, ip, ttl) in addrs {
+            // The binding lives as long as every link from the question to the address (the
+            // chain holds the smallest TTL up to each name).
+            let ttl = chain[pos].1.min(ttl);
+            let life = (u64::from(ttl) * NANOS).clamp(
+                self.limits.min_ttl,
+                self.limits.max_ttl.max(self.limits.min_ttl),
+            );
+            let key = IpKey::new(ip);
             // Bound from the address's owner back to the question, so that the question name
             // is the most recent (listed first, and the one attributed to flows).
             for j in (0..=pos).rev() {
                 if !matching[j] {
                     continue;
                 }
-                // The binding lives as long as every link from the question to the address.
-                let ttl = chain[..=pos]
-                    .iter()
-                    .map(|(_, t)| *t)
-                    .min()
-                    .unwrap_or(0)
-                    .min(ttl);
-                let life = (u64::from(ttl) * NANOS).clamp(
-                    self.limits.min_ttl,
-                    self.limits.max_ttl.max(self.limits.min_ttl),
-                );
-                bound |= self.bind(&chain[j].0, IpKey::new(ip), now.saturating_add(life));
+                bound |= self.bind(&chain[j].0, key, now.saturating_add(life));
             }
         }
         if bound {
