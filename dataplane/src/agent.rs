@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::counter::Gauge;
-use crate::flow::{DecidedBy, FlowState};
+use crate::flow::FlowState;
 use crate::fqdn::FqdnMap;
 use crate::pipeline::{DnsHandoff, Effects, Pipeline};
 use crate::policy::Policy;
@@ -256,11 +256,6 @@ impl FleetVersions {
         }
     }
 
-    /// The version worker `w` reads.
-    pub fn get(&self, w: usize) -> u64 {
-        self.0.get(w).map_or(0, Gauge::get)
-    }
-
     /// The smallest version any worker reads.
     pub fn min(&self) -> u64 {
         self.0.iter().map(Gauge::get).min().unwrap_or(0)
@@ -347,7 +342,7 @@ impl Agent {
         if now >= self.admin_ready_at && self.link.admin_out.slots() > 0 {
             if let Ok(req) = self.link.admin_in.pop() {
                 let t0 = std::time::Instant::now();
-                let reply = self.serve(pipeline, &req, now);
+                let reply = self.serve(pipeline, &req);
                 // A free slot was checked above and only this thread pushes.
                 let _ = self.link.admin_out.push(reply);
                 // Pace admin work to at most ADMIN_DUTY_PERCENT of this worker's time.
@@ -358,12 +353,7 @@ impl Agent {
         }
     }
 
-    fn serve<H: AsRef<[u8]>>(
-        &self,
-        pipeline: &Pipeline<H>,
-        req: &AdminRequest,
-        _now: u64,
-    ) -> AdminReply {
+    fn serve<H: AsRef<[u8]>>(&self, pipeline: &Pipeline<H>, req: &AdminRequest) -> AdminReply {
         match *req {
             AdminRequest::Flows {
                 id,
@@ -382,12 +372,11 @@ impl Agent {
                         dst: f.responder(),
                         side: f.init_side,
                         state: f.state,
-                        rule: match f.decided_by {
-                            DecidedBy::Rule(i) => {
-                                policy.rules.get(i as usize).map(|r| Arc::clone(&r.name))
-                            }
-                            DecidedBy::Default => None,
-                        },
+                        rule: f
+                            .decided_by
+                            .rule()
+                            .and_then(|i| policy.rules.get(i as usize))
+                            .map(|r| Arc::clone(&r.name)),
                         fqdn: f.fqdn.as_ref().map(|a| a.name().to_owned()),
                         packets: f.packets,
                         bytes: f.bytes,

@@ -200,6 +200,17 @@ pub enum DecidedBy {
     Default,
 }
 
+impl DecidedBy {
+    /// The index of the deciding rule (`None`: the default action).
+    #[inline]
+    pub fn rule(self) -> Option<u32> {
+        match self {
+            DecidedBy::Rule(i) => Some(i),
+            DecidedBy::Default => None,
+        }
+    }
+}
+
 /// One flow. Its fields are written by the owning worker only. The fields an established
 /// packet touches come first, in the slot's first cache line.
 #[derive(Debug, Clone)]

@@ -115,8 +115,6 @@ pub struct Generated {
 pub struct DnsHandoff {
     /// The DNS message.
     pub message: Vec<u8>,
-    /// The server that sent it.
-    pub server: IpAddr,
     /// When the packet carrying it is held: the token to release it with
     /// ([`Pipeline::resolve_hold`]).
     pub hold: Option<u64>,
@@ -959,10 +957,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             Decision {
                 verdict: Verdict::Allow,
                 reason: Reason::Established,
-                rule: match by {
-                    DecidedBy::Rule(i) => Some(i),
-                    DecidedBy::Default => None,
-                },
+                rule: by.rule(),
                 generation,
             },
             id,
@@ -1005,10 +1000,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         }
         let by = f.decided_by;
         self.count_rule(by, len);
-        let rule = match by {
-            DecidedBy::Rule(i) => Some(i),
-            DecidedBy::Default => None,
-        };
+        let rule = by.rule();
         (
             Disposition::Pass(pkt),
             Decision {
@@ -1088,7 +1080,6 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                     stats.dns_handed.inc();
                     fx.dns.push(DnsHandoff {
                         message: msg.to_vec(),
-                        server: src,
                         hold: None,
                     });
                 }
@@ -1172,8 +1163,9 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     /// Decides live flow `id` again under the current policy. Returns the decision if the flow is
     /// no longer allowed (it is then removed).
     fn redecide(&mut self, id: FlowId, now: u64) -> Option<Decision> {
+        // The flow gets the attribution decided now, or goes: its old one is only an input.
+        let kept = self.flows.get_mut(id).fqdn.take();
         let f = self.flows.get(id);
-        let kept = f.fqdn.clone();
         let ((src, sport), (dst, dport)) = (f.initiator(), f.responder());
         let icmp = matches!(f.key.proto, proto::ICMP | proto::ICMPV6);
         let t = Tuple {
@@ -1227,10 +1219,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         f.bytes += len;
         let by = f.decided_by;
         self.count_rule(by, len);
-        let rule = match by {
-            DecidedBy::Rule(i) => Some(i),
-            DecidedBy::Default => None,
-        };
+        let rule = by.rule();
         (
             Disposition::Pass(pkt),
             Decision {

@@ -243,7 +243,7 @@ pub fn screen(
                 Screened::NoQuery
             } else if !policy.trusts(IpKey::new(src)) {
                 Screened::Untrusted
-            } else if names_something(&m, names) {
+            } else if names_something(&m, &question.name, names) {
                 Screened::Learnable
             } else {
                 Screened::NoMatch
@@ -255,12 +255,12 @@ pub fn screen(
 
 /// Whether the question or some answer (owner or CNAME target) names something a pattern
 /// matches. Cheap and conservative: the learner decides exactly what is bound.
-fn names_something(m: &Message<'_>, names: &NameMatcher) -> bool {
+fn names_something(m: &Message<'_>, question: &Name, names: &NameMatcher) -> bool {
     if names.is_empty() {
         return false;
     }
-    let hit = |n: &Name| n.as_str().is_some_and(|s| !names.matches(s).is_empty());
-    if m.question().ok().flatten().is_some_and(|q| hit(&q.name)) {
+    let hit = |n: &Name| n.as_str().is_some_and(|s| names.matches_any(s));
+    if hit(question) {
         return true;
     }
     m.answers()

@@ -218,11 +218,6 @@ impl Replica {
         )
     }
 
-    /// The number of the last change recorded.
-    pub fn latest(&self) -> u64 {
-        self.latest
-    }
-
     /// The version last sent to the worker.
     pub fn sent(&self) -> u64 {
         self.sent
