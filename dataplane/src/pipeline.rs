@@ -225,12 +225,15 @@ enum Staged {
     Full(Result<Frame, DropReason>, Option<Probe>),
 }
 
-/// A packet's flow key and its hash, computed once per packet.
+/// A packet's flow key and its hash, computed once per packet, and the flow table's answer
+/// once it has been asked.
 #[derive(Debug, Clone, Copy)]
 pub struct Probe {
     key: FlowKey,
     fwd: bool,
     hash: u64,
+    /// `Some(found)` once the table was searched for the key (expired flows removed).
+    found: Option<Option<FlowId>>,
 }
 
 fn decided_by(rule: Option<u32>) -> DecidedBy {
@@ -436,7 +439,15 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             let staged_meta = if let Some(f) = fast {
                 let (key, fwd) = FlowKey::from_bits(f.src, f.dst, f.v6, f.sport, f.dport, f.proto);
                 let hash = self.flows.hash(&key);
-                Staged::Fast(f, Probe { key, fwd, hash })
+                Staged::Fast(
+                    f,
+                    Probe {
+                        key,
+                        fwd,
+                        hash,
+                        found: None,
+                    },
+                )
             } else {
                 let parsed = packet::parse(bytes);
                 let probe = match &parsed {
@@ -465,14 +476,19 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 Staged::Fast(f, probe) => {
                     let len = pkt.as_ref().len() as u64;
                     match self.fast_established(f, probe, len, now) {
-                        Some((d, id)) => {
+                        Ok((d, id)) => {
                             self.last_flow = Some(id);
                             (Disposition::Pass(pkt), d)
                         }
-                        None => {
-                            // Not an established flow's ordinary packet: the general path.
+                        Err(found) => {
+                            // Not an established flow's ordinary packet: the general path,
+                            // which reuses the lookup just made.
+                            let probe = Probe {
+                                found: Some(found),
+                                ..*probe
+                            };
                             let parsed = packet::parse(pkt.as_ref());
-                            self.process_parsed(pkt, &parsed, Some(probe), side, now, fx)
+                            self.process_parsed(pkt, &parsed, Some(&probe), side, now, fx)
                         }
                     }
                 }
@@ -669,6 +685,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             key,
             fwd,
             hash: self.flows.hash(&key),
+            found: None,
         })
     }
 
@@ -705,9 +722,12 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 }
             };
         };
-        let found = self
-            .flows
-            .lookup_hashed(&probe.key, probe.hash, now, &self.policy.timeouts);
+        let found = match probe.found {
+            Some(found) => found,
+            None => self
+                .flows
+                .lookup_hashed(&probe.key, probe.hash, now, &self.policy.timeouts),
+        };
         let state = match ip.l4 {
             L4::Tcp { flags, .. } => {
                 if let Some(id) = found {
@@ -926,8 +946,9 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     }
 
     /// The fast path: an ordinary packet (no SYN, FIN or RST) of an established flow decided
-    /// under the current policy. Returns `None` for anything else, which the general path then
-    /// decides; where it returns a decision it is the one the general path would have made.
+    /// under the current policy. For anything else it returns what the flow table holds for the
+    /// key, for the general path to decide with; where it returns a decision it is the one the
+    /// general path would have made.
     #[inline(always)]
     fn fast_established(
         &mut self,
@@ -935,25 +956,28 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         probe: &Probe,
         len: u64,
         now: u64,
-    ) -> Option<(Decision, FlowId)> {
+    ) -> Result<(Decision, FlowId), Option<FlowId>> {
         use tcp::flags::{FIN, RST, SYN};
         let generation = self.policy.generation;
-        let id = self
+        let Some(id) = self
             .flows
-            .lookup_hashed(&probe.key, probe.hash, now, &self.policy.timeouts)?;
+            .lookup_hashed(&probe.key, probe.hash, now, &self.policy.timeouts)
+        else {
+            return Err(None);
+        };
         let flow = self.flows.get_mut(id);
         if flow.generation != generation
             || (f.proto == proto::TCP
                 && (f.tcp_flags & (SYN | FIN | RST) != 0 || flow.state != FlowState::Established))
         {
-            return None;
+            return Err(Some(id));
         }
         flow.last_seen = now;
         flow.packets += 1;
         flow.bytes += len;
         let by = flow.decided_by;
         self.count_rule(by, len);
-        Some((
+        Ok((
             Decision {
                 verdict: Verdict::Allow,
                 reason: Reason::Established,
