@@ -111,6 +111,7 @@ impl Control {
                         }
                     }
                     FromWorker::FqdnReturned(map) => self.learner.returned(w, map),
+                    FromWorker::RetiredRules(rules) => drop(rules),
                     FromWorker::Dns(h) => {
                         let r = self.learner.learn(&h.message, now);
                         if let Some(token) = h.hold {

@@ -9,6 +9,7 @@
 //! million flows never stalls traffic. Everything it reports is copied out (names included):
 //! nothing the admin thread holds points into the worker's tables.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use crate::counter::Gauge;
 use crate::flow::FlowState;
 use crate::fqdn::FqdnMap;
 use crate::pipeline::{DnsHandoff, Effects, Pipeline};
-use crate::policy::Policy;
+use crate::policy::{Policy, RuleInfo};
 use crate::side::Side;
 
 /// A message from the control thread to a worker.
@@ -43,6 +44,8 @@ pub enum FromWorker {
     Retired(Arc<Policy>),
     /// The FQDN table the worker no longer reads: control's spare copy again.
     FqdnReturned(Box<FqdnMap>),
+    /// The rules of an old policy the worker no longer names flows by: control drops them.
+    RetiredRules(Arc<[RuleInfo]>),
     /// A DNS answer to learn from.
     Dns(DnsHandoff),
 }
@@ -152,6 +155,9 @@ pub const ADMIN_DUTY_PERCENT: u64 = 2;
 pub const FLOW_CHUNK_ROWS: usize = 256;
 /// Flow table slots a worker examines per admin request at most.
 pub const FLOW_CHUNK_SLOTS: usize = 4096;
+/// Policies before the current one whose rule names a worker keeps for listing idle flows
+/// they decided; a flow older than all of them is listed as "rule N of policy generation G".
+pub const PAST_POLICIES: usize = 64;
 
 /// Why a listing stopped short.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -275,6 +281,10 @@ pub struct Agent {
     pub generation: Arc<Gauge>,
     /// What waits for room in the outbox to go back to control.
     retired: Vec<FromWorker>,
+    /// The rules of the policies in force before the current one, newest last, with their
+    /// generations (at most [`PAST_POLICIES`]): a flow decided under one of them and idle
+    /// since is listed with the name of the rule that decided it.
+    past_rules: VecDeque<(u64, Arc<[RuleInfo]>)>,
     /// Data path time before which no admin request is served (pacing).
     admin_ready_at: u64,
 }
@@ -293,6 +303,7 @@ impl Agent {
             fleet,
             generation,
             retired: Vec::new(),
+            past_rules: VecDeque::with_capacity(PAST_POLICIES + 1),
             admin_ready_at: 0,
         }
     }
@@ -326,8 +337,15 @@ impl Agent {
             match msg {
                 ToWorker::Policy(p) => {
                     let generation = p.generation;
-                    self.retired
-                        .push(FromWorker::Retired(pipeline.set_policy(p)));
+                    let old = pipeline.set_policy(p);
+                    self.past_rules
+                        .push_back((old.generation, Arc::clone(&old.rules)));
+                    if self.past_rules.len() > PAST_POLICIES {
+                        if let Some((_, rules)) = self.past_rules.pop_front() {
+                            self.retired.push(FromWorker::RetiredRules(rules));
+                        }
+                    }
+                    self.retired.push(FromWorker::Retired(old));
                     self.generation.set(generation);
                 }
                 ToWorker::Fqdn(table) => {
@@ -362,6 +380,16 @@ impl Agent {
                 max_slots,
             } => {
                 let policy = pipeline.policy();
+                let rules_of = |generation: u64| {
+                    if generation == policy.generation {
+                        return Some(&policy.rules);
+                    }
+                    self.past_rules
+                        .iter()
+                        .rev()
+                        .find(|(g, _)| *g == generation)
+                        .map(|(_, rules)| rules)
+                };
                 let (chunk, next) = pipeline.flows().chunk_bounded(from, max, max_slots);
                 let rows = chunk
                     .into_iter()
@@ -372,11 +400,16 @@ impl Agent {
                         dst: f.responder(),
                         side: f.init_side,
                         state: f.state,
-                        rule: f
-                            .decided_by
-                            .rule()
-                            .and_then(|i| policy.rules.get(i as usize))
-                            .map(|r| Arc::clone(&r.name)),
+                        rule: f.decided_by.rule().map(|i| {
+                            match rules_of(f.generation).and_then(|r| r.get(i as usize)) {
+                                Some(r) => Arc::clone(&r.name),
+                                None => Arc::from(format!(
+                                    "rule {} of policy generation {}",
+                                    i + 1,
+                                    f.generation
+                                )),
+                            }
+                        }),
                         fqdn: f.fqdn.as_ref().map(|a| a.name().to_owned()),
                         packets: f.packets,
                         bytes: f.bytes,
@@ -387,5 +420,109 @@ impl Agent {
                 AdminReply::Flows { id, rows, next }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::PipelineConfig;
+    use crate::{PipelineStats, Side};
+
+    const PORTS: &str =
+        "[ports.inside]\ndevice = \"net_null0\"\n[ports.outside]\ndevice = \"net_null1\"\n";
+    const WEB: &str =
+        "[[rule]]\nname = \"web\"\naction = \"allow\"\nproto = \"tcp\"\ndst_ports = [\"443\"]\n";
+    const FIRST: &str =
+        "[[rule]]\nname = \"first\"\naction = \"allow\"\nproto = \"udp\"\ndst_ports = [\"9\"]\n";
+
+    fn policy(rules: &str, generation: u64) -> Arc<Policy> {
+        let cfg = config::parse(&format!("{PORTS}{rules}"), "t.toml").expect("valid");
+        Arc::new(Policy::compile(&cfg, generation, 1))
+    }
+
+    /// A TCP SYN 10.0.0.2:40000 -> 192.0.2.10:443.
+    fn syn() -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 2]);
+        f.extend_from_slice(&[
+            192, 0, 2, 10, 0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0,
+        ]);
+        f.extend_from_slice(&[0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+        f.resize(60, 0);
+        f
+    }
+
+    /// Every row the worker lists (the agent served in the listing's waits).
+    fn listed(agent: &mut Agent, admin: &mut AdminLink, p: &mut Pipeline<Vec<u8>>) -> Vec<FlowRow> {
+        let mut rows = Vec::new();
+        let mut fx = Effects::default();
+        admin
+            .list_flows(
+                1,
+                |r| rows.push(r),
+                || {
+                    agent.admin_ready_at = 0;
+                    agent.quiescent(p, &mut fx, 0);
+                    true
+                },
+            )
+            .expect("listed");
+        rows
+    }
+
+    #[test]
+    fn an_idle_flow_is_listed_with_the_rule_that_decided_it_across_reloads() {
+        let cfg = config::parse(&format!("{PORTS}{WEB}"), "t.toml").expect("valid");
+        let mut p: Pipeline<Vec<u8>> = Pipeline::new(
+            PipelineConfig::from_config(&cfg, 0, 1),
+            policy(WEB, 1),
+            Arc::new(PipelineStats::default()),
+        );
+        let (wl, mut cl, mut al) = link();
+        let mut agent = Agent::new(0, wl, Arc::new(FleetVersions::new(1)), Arc::default());
+        let mut fx = Effects::default();
+        let (_, d) = p.process(syn(), Side::Inside, 1, &mut fx);
+        assert_eq!(d.rule, Some(0));
+        let rule = |rows: &[FlowRow]| {
+            rows.iter()
+                .map(|r| r.rule.as_deref().map(str::to_owned))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            rule(&listed(&mut agent, &mut al, &mut p)),
+            [Some("web".to_owned())]
+        );
+
+        // A rule inserted before it: the idle flow still names "web", not the rule now at its
+        // index.
+        cl.to_worker
+            .push(ToWorker::Policy(policy(&format!("{FIRST}{WEB}"), 2)))
+            .expect("room");
+        agent.quiescent(&mut p, &mut fx, 2);
+        assert_eq!(p.policy().generation, 2);
+        assert_eq!(
+            rule(&listed(&mut agent, &mut al, &mut p)),
+            [Some("web".to_owned())]
+        );
+
+        // Reloads beyond what the worker remembers: the row says which rule of which
+        // generation, and the retired rules went back to control.
+        for g in 3..3 + PAST_POLICIES as u64 {
+            cl.to_worker
+                .push(ToWorker::Policy(policy(&format!("{FIRST}{WEB}"), g)))
+                .expect("room");
+            agent.quiescent(&mut p, &mut fx, g);
+        }
+        assert_eq!(
+            rule(&listed(&mut agent, &mut al, &mut p)),
+            [Some("rule 1 of policy generation 1".to_owned())]
+        );
+        let mut returned = 0;
+        while let Ok(m) = cl.from_worker.pop() {
+            returned += usize::from(matches!(m, FromWorker::RetiredRules(_)));
+        }
+        assert_eq!(returned, 1, "generation 1 fell out of the history");
+        assert_eq!(agent.past_rules.len(), PAST_POLICIES);
     }
 }

@@ -225,6 +225,7 @@ fn concurrent_lookups_updates_deletes_and_listings_never_corrupt_fqdn_state() {
                     match msg {
                         FromWorker::FqdnReturned(t) => learner.returned(w, t),
                         FromWorker::Retired(p) => drop(p),
+                        FromWorker::RetiredRules(r) => drop(r),
                         FromWorker::Dns(_) => {}
                     }
                 }

@@ -171,6 +171,7 @@ impl ControlLoop {
                 match msg {
                     FromWorker::FqdnReturned(t) => self.learner.returned(0, t),
                     FromWorker::Retired(p) => drop(p),
+                    FromWorker::RetiredRules(r) => drop(r),
                     FromWorker::Dns(h) => {
                         let r = self.learner.learn(&h.message, now);
                         if let Some(t) = h.hold {

@@ -68,8 +68,9 @@ impl RuleCounters {
 pub struct Policy {
     /// Increases with every reload.
     pub generation: u64,
-    /// The rules in file order.
-    pub rules: Vec<RuleInfo>,
+    /// The rules in file order (shared, so that a worker can keep naming the rules of a
+    /// policy it retired).
+    pub rules: Arc<[RuleInfo]>,
     /// The classifier over the rules' match fields.
     pub matcher: Matcher,
     /// The rules' `dst_fqdn` patterns.
@@ -113,7 +114,7 @@ impl Policy {
             counters: (0..workers.max(1))
                 .map(|_| RuleCounters::new(rules.len()))
                 .collect(),
-            rules,
+            rules: Arc::from(rules),
         }
     }
 
