@@ -133,8 +133,9 @@ fn per_rule(p: &Policy) -> Vec<(RuleName, (u64, u64))> {
         .map(|(i, name)| {
             let mut t = (0, 0);
             for c in &p.counters {
-                t.0 += c.packets.get(i).map_or(0, Counter::get);
-                t.1 += c.bytes.get(i).map_or(0, Counter::get);
+                let (packets, bytes) = c.get(i);
+                t.0 += packets;
+                t.1 += bytes;
             }
             (name, t)
         })

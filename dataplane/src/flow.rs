@@ -480,25 +480,28 @@ impl FlowTable {
 
     /// Second stage: bring in the flow slot the index names for this hash, or, when the index
     /// names none (a new flow, most likely), the free slot it would get: the `new`-th next one.
-    /// Returns whether it predicted a new flow.
+    /// Returns the slot the index names (a hint for [`FlowTable::lookup_hinted`]) and whether
+    /// it predicted a new flow.
     #[inline]
-    pub fn prefetch_flow(&self, hash: u64, new: usize) -> bool {
+    pub fn prefetch_flow(&self, hash: u64, new: usize) -> (Option<FlowId>, bool) {
         let b = &self.buckets[self.home(hash)];
         let sig = signature(hash);
         let hits = sig_hits(&b.sig, sig);
-        let slot = if hits != 0 {
-            let i = hits.trailing_zeros() as usize;
-            b.id[i]
+        let (slot, hint) = if hits != 0 {
+            let id = b.id[hits.trailing_zeros() as usize];
+            (id, Some(id))
         } else {
             match self.free.len().checked_sub(new + 1) {
-                Some(i) => self.free[i],
-                None => return true,
+                Some(i) => (self.free[i], None),
+                None => return (None, true),
             }
         };
-        let slot = &self.slots[slot as usize];
+        let Some(slot) = self.slots.get(slot as usize) else {
+            return (None, hint.is_none());
+        };
         cpu::prefetch(slot);
         cpu::prefetch(&slot.bytes);
-        hits == 0
+        (hint, hint.is_none())
     }
 
     /// Where `key` (with `hash`) is: (bucket, entry).
@@ -547,6 +550,33 @@ impl FlowTable {
             return None;
         }
         Some(id)
+    }
+
+    /// [`FlowTable::lookup_hashed`], trying first the slot `hint` that the index named for the
+    /// hash a moment ago ([`FlowTable::prefetch_flow`]): when that slot holds the key, the
+    /// index is not searched again. A stale hint (the slot since freed or reused) only costs
+    /// the search.
+    #[inline(always)]
+    pub fn lookup_hinted(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        hint: Option<FlowId>,
+        now: u64,
+        t: &Timeouts,
+    ) -> Option<FlowId> {
+        if let Some(id) = hint {
+            if let Some(slot) = self.slots.get(id as usize) {
+                if slot.in_use && slot.key == *key {
+                    if slot.expired(now, t) {
+                        self.remove(id);
+                        return None;
+                    }
+                    return Some(id);
+                }
+            }
+        }
+        self.lookup_hashed(key, hash, now, t)
     }
 
     /// The flow in slot `id`.
@@ -738,6 +768,36 @@ mod tests {
             t.insert(k4, true, Side::Inside, FlowState::Active, 200)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_stale_hint_only_costs_the_search() {
+        let mut t = FlowTable::new(4, 1);
+        let (k, _) = FlowKey::new(ip("10.0.0.2"), ip("192.0.2.10"), 5000, 53, 17);
+        let (k2, _) = FlowKey::new(ip("10.0.0.3"), ip("192.0.2.10"), 5000, 53, 17);
+        let id = t
+            .insert(k, true, Side::Inside, FlowState::Active, 0)
+            .unwrap();
+        let (hint, new) = t.prefetch_flow(t.hash(&k), 0);
+        assert_eq!((hint, new), (Some(id), false));
+        assert_eq!(t.lookup_hinted(&k, t.hash(&k), hint, 1, &T), Some(id));
+        // The slot freed, then reused by another flow: the hint names a slot that no longer
+        // holds the key.
+        t.remove(id);
+        assert_eq!(t.lookup_hinted(&k, t.hash(&k), hint, 1, &T), None);
+        let id2 = t
+            .insert(k2, true, Side::Inside, FlowState::Active, 1)
+            .unwrap();
+        assert_eq!(id2, id, "the freed slot is reused");
+        assert_eq!(t.lookup_hinted(&k, t.hash(&k), hint, 1, &T), None);
+        // A wrong hint for a key that is elsewhere: found by the search.
+        let id3 = t
+            .insert(k, true, Side::Inside, FlowState::Active, 1)
+            .unwrap();
+        assert_eq!(t.lookup_hinted(&k, t.hash(&k), Some(id2), 1, &T), Some(id3));
+        // A hinted flow idle too long is removed like any other.
+        assert_eq!(t.lookup_hinted(&k, t.hash(&k), Some(id3), 100, &T), None);
+        assert_eq!(t.len(), 1);
     }
 
     #[test]

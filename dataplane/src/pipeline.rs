@@ -203,6 +203,8 @@ pub struct Pipeline<H> {
     staged: Vec<H>,
     /// ...and what stage 1 found out about them (read in place by stage 3, not moved).
     staged_meta: Vec<Staged>,
+    /// Stage 1's parses of the packets that are not [`Staged::Fast`], in order.
+    staged_full: Vec<Result<Frame, DropReason>>,
     /// This worker's FQDN table (see `crate::fqdn::table`).
     fqdn: Box<FqdnMap>,
     held_dns: VecDeque<HeldDns<H>>,
@@ -216,13 +218,22 @@ pub struct Pipeline<H> {
     last_flow: Option<FlowId>,
 }
 
-/// What stage 1 of a burst found out about a packet.
+/// What stage 1 of a burst found out about a packet (kept small: it is written and read once
+/// per packet).
 #[derive(Debug)]
 enum Staged {
-    /// The commonest packet, with its flow key: stage 3 tries the fast path first.
-    Fast(packet::Fast, Probe),
-    /// Anything else, fully parsed.
-    Full(Result<Frame, DropReason>, Option<Probe>),
+    /// The commonest packet (TCP or UDP over IPv4 or IPv6, no options that matter), with its
+    /// flow key: stage 3 tries the fast path first.
+    Fast {
+        /// IP protocol.
+        proto: u8,
+        /// TCP flags (0 for UDP).
+        tcp_flags: u8,
+        /// Its flow key.
+        probe: Probe,
+    },
+    /// Anything else, fully parsed: the parse is the next one in `staged_full`.
+    Full(Option<Probe>),
 }
 
 /// A packet's flow key and its hash, computed once per packet, and the flow table's answer
@@ -234,6 +245,9 @@ pub struct Probe {
     hash: u64,
     /// `Some(found)` once the table was searched for the key (expired flows removed).
     found: Option<Option<FlowId>>,
+    /// The slot stage 2 of a burst saw the index name for the key, if any: stage 3 checks it
+    /// first.
+    hint: Option<FlowId>,
 }
 
 fn decided_by(rule: Option<u32>) -> DecidedBy {
@@ -261,6 +275,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             answer: Vec::with_capacity(2048),
             staged: Vec::new(),
             staged_meta: Vec::new(),
+            staged_full: Vec::new(),
             fqdn: Box::default(),
             held_dns: VecDeque::new(),
             next_token: 0,
@@ -429,8 +444,10 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     {
         let mut staged = std::mem::take(&mut self.staged);
         let mut meta = std::mem::take(&mut self.staged_meta);
+        let mut full = std::mem::take(&mut self.staged_full);
         staged.clear();
         meta.clear();
+        full.clear();
         // Stage 1: parse, make the flow key and its hash, prefetch the flow index line.
         for pkt in pkts {
             let bytes = pkt.as_ref();
@@ -439,43 +456,54 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             let staged_meta = if let Some(f) = fast {
                 let (key, fwd) = FlowKey::from_bits(f.src, f.dst, f.v6, f.sport, f.dport, f.proto);
                 let hash = self.flows.hash(&key);
-                Staged::Fast(
-                    f,
-                    Probe {
+                self.flows.prefetch_index(hash);
+                Staged::Fast {
+                    proto: f.proto,
+                    tcp_flags: f.tcp_flags,
+                    probe: Probe {
                         key,
                         fwd,
                         hash,
                         found: None,
+                        hint: None,
                     },
-                )
+                }
             } else {
                 let parsed = packet::parse(bytes);
                 let probe = match &parsed {
                     Ok(Frame::Ip(ip)) => self.probe(ip),
                     _ => None,
                 };
-                Staged::Full(parsed, probe)
+                if let Some(p) = &probe {
+                    self.flows.prefetch_index(p.hash);
+                }
+                full.push(parsed);
+                Staged::Full(probe)
             };
-            if let Staged::Fast(_, p) | Staged::Full(_, Some(p)) = &staged_meta {
-                self.flows.prefetch_index(p.hash);
-            }
             staged.push(pkt);
             meta.push(staged_meta);
         }
         // Stage 2: prefetch the flow slots the index names (or the free slots new flows will
         // take).
         let mut new = 0;
-        for m in &meta {
-            if let Staged::Fast(_, p) | Staged::Full(_, Some(p)) = m {
-                new += usize::from(self.flows.prefetch_flow(p.hash, new));
+        for m in &mut meta {
+            if let Staged::Fast { probe: p, .. } | Staged::Full(Some(p)) = m {
+                let (hint, predicted_new) = self.flows.prefetch_flow(p.hash, new);
+                p.hint = hint;
+                new += usize::from(predicted_new);
             }
         }
         // Stage 3: decide, in order (the stage 1 results are read in place, not moved).
+        let mut full_parses = full.iter();
         for (pkt, m) in staged.drain(..).zip(meta.iter()) {
             let (disp, decision) = match m {
-                Staged::Fast(f, probe) => {
+                Staged::Fast {
+                    proto,
+                    tcp_flags,
+                    probe,
+                } => {
                     let len = pkt.as_ref().len() as u64;
-                    match self.fast_established(f, probe, len, now) {
+                    match self.fast_established(*proto, *tcp_flags, probe, len, now) {
                         Ok((d, id)) => {
                             self.last_flow = Some(id);
                             (Disposition::Pass(pkt), d)
@@ -492,14 +520,20 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                         }
                     }
                 }
-                Staged::Full(parsed, probe) => {
-                    self.process_parsed(pkt, parsed, probe.as_ref(), side, now, fx)
-                }
+                Staged::Full(probe) => match full_parses.next() {
+                    Some(parsed) => self.process_parsed(pkt, parsed, probe.as_ref(), side, now, fx),
+                    // Stage 1 pushed one parse per such packet; parse again rather than trust it.
+                    None => {
+                        let parsed = packet::parse(pkt.as_ref());
+                        self.process_parsed(pkt, &parsed, probe.as_ref(), side, now, fx)
+                    }
+                },
             };
             sink(disp, decision);
         }
         self.staged = staged;
         self.staged_meta = meta;
+        self.staged_full = full;
     }
 
     #[inline(always)]
@@ -686,6 +720,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             fwd,
             hash: self.flows.hash(&key),
             found: None,
+            hint: None,
         })
     }
 
@@ -952,23 +987,27 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     #[inline(always)]
     fn fast_established(
         &mut self,
-        f: &packet::Fast,
+        proto: u8,
+        tcp_flags: u8,
         probe: &Probe,
         len: u64,
         now: u64,
     ) -> Result<(Decision, FlowId), Option<FlowId>> {
         use tcp::flags::{FIN, RST, SYN};
         let generation = self.policy.generation;
-        let Some(id) = self
-            .flows
-            .lookup_hashed(&probe.key, probe.hash, now, &self.policy.timeouts)
-        else {
+        let Some(id) = self.flows.lookup_hinted(
+            &probe.key,
+            probe.hash,
+            probe.hint,
+            now,
+            &self.policy.timeouts,
+        ) else {
             return Err(None);
         };
         let flow = self.flows.get_mut(id);
         if flow.generation != generation
-            || (f.proto == proto::TCP
-                && (f.tcp_flags & (SYN | FIN | RST) != 0 || flow.state != FlowState::Established))
+            || (proto == proto::TCP
+                && (tcp_flags & (SYN | FIN | RST) != 0 || flow.state != FlowState::Established))
         {
             return Err(Some(id));
         }

@@ -43,6 +43,9 @@ struct Args {
     /// Do not rewrite perf/RESULTS.md.
     #[arg(long)]
     no_write: bool,
+    /// `established`: only this many flows (for profiling; implies nothing is written).
+    #[arg(long, value_name = "N")]
+    flows: Option<u32>,
 }
 
 #[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
@@ -416,7 +419,10 @@ fn main() -> Result<()> {
 
     let mut targets = String::from("\nTargets (issue 3) against this run:\n\n");
     if matches!(args.bench, Bench::Established | Bench::All) {
-        for flows in [1_000u32, 100_000, 1_000_000] {
+        for flows in args
+            .flows
+            .map_or(vec![1_000u32, 100_000, 1_000_000], |f| vec![f])
+        {
             let cfg = config_with(
                 flows as usize + 4096,
                 "[[rule]]\nname = \"web\"\naction = \"allow\"\nproto = \"tcp\"\ndst_ports = [\"443\"]\n",
@@ -585,7 +591,8 @@ fn main() -> Result<()> {
         }
     }
 
-    if !matches!(args.bench, Bench::Fqdn | Bench::Listing) && !args.no_write {
+    if !matches!(args.bench, Bench::Fqdn | Bench::Listing) && !args.no_write && args.flows.is_none()
+    {
         let command = match args.bench {
             Bench::Established => "established",
             Bench::Newflows => "newflows",

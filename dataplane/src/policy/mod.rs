@@ -35,17 +35,22 @@ pub struct RuleInfo {
 /// Written by that worker only.
 #[derive(Debug)]
 pub struct RuleCounters {
-    /// Packets, by rule index; the last slot counts the default action.
-    pub packets: Box<[Counter]>,
-    /// Bytes, likewise.
-    pub bytes: Box<[Counter]>,
+    /// By rule index; the last slot counts the default action. A rule's two counters share a
+    /// cache line.
+    counts: Box<[RuleCount]>,
+}
+
+/// One rule's counters.
+#[derive(Debug, Default)]
+struct RuleCount {
+    packets: Counter,
+    bytes: Counter,
 }
 
 impl RuleCounters {
     fn new(rules: usize) -> Self {
         RuleCounters {
-            packets: (0..=rules).map(|_| Counter::default()).collect(),
-            bytes: (0..=rules).map(|_| Counter::default()).collect(),
+            counts: (0..=rules).map(|_| RuleCount::default()).collect(),
         }
     }
 
@@ -54,12 +59,20 @@ impl RuleCounters {
     pub fn count(&self, by: DecidedBy, len: u64) {
         let i = match by {
             DecidedBy::Rule(i) => i as usize,
-            DecidedBy::Default => self.packets.len() - 1,
+            DecidedBy::Default => self.counts.len() - 1,
         };
-        if let (Some(p), Some(b)) = (self.packets.get(i), self.bytes.get(i)) {
-            p.inc();
-            b.add(len);
+        if let Some(c) = self.counts.get(i) {
+            c.packets.inc();
+            c.bytes.add(len);
         }
+    }
+
+    /// Packets and bytes counted for rule `i` (the default action: the number of rules); 0
+    /// for an index out of range.
+    pub fn get(&self, i: usize) -> (u64, u64) {
+        self.counts
+            .get(i)
+            .map_or((0, 0), |c| (c.packets.get(), c.bytes.get()))
     }
 }
 
