@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build release test lint miri demo bench fuzz soak install clean
+.PHONY: all deps build release test lint miri demo bench icount fuzz soak install clean
 
 all: build
 
@@ -38,6 +38,11 @@ demo: release
 # The benchmarks of perf/, written to perf/RESULTS.md (several minutes; not part of `make test`).
 bench: release
 	$(CARGO) run -p perf --release -- all
+
+# Instructions per packet counted by callgrind (noise-free, about 3 minutes; not part of
+# `make test`).
+icount: deps
+	./scripts/icount
 
 # Long fuzzing runs (FUZZ_SECONDS per target, default 120); `make test` only replays the corpora.
 fuzz: deps

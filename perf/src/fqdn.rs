@@ -18,7 +18,9 @@ use dataplane::pipeline::{Disposition, Effects};
 use dataplane::{Pipeline, PipelineConfig, PipelineStats, Policy};
 use dpdk::Mbuf;
 
-use crate::{Feeder, Figure, Rig};
+use perf::workload::Feeder;
+
+use crate::{Figure, Rig};
 
 const POLICY: &str = r#"
 [ports.inside]
@@ -344,7 +346,7 @@ pub fn dpdk_benches<'e>(rig: &mut Rig<'_, 'e>, pool: &'e dpdk::Mempool<'e>) -> R
                     let sport = 1024 + u16::try_from(st.next_name % 60_000).unwrap_or(0);
                     write_dns(m, sport, st.next_name, i + 1 == n);
                 } else {
-                    st.feeder.write(m);
+                    st.feeder.write(m.data_mut());
                 }
             }
             if dns {

@@ -12,7 +12,9 @@ use dataplane::pipeline::{Disposition, Effects};
 use dataplane::{Pipeline, PipelineConfig, PipelineStats, Policy};
 use dpdk::Mbuf;
 
-use crate::{Feeder, Figure, Rig, Sample};
+use perf::workload::Feeder;
+
+use crate::{Figure, Rig, Sample};
 
 /// Flows in the table.
 pub const FLOWS: u32 = 1_000_000;
@@ -64,7 +66,7 @@ pub fn listing<'e>(rig: &mut Rig<'_, 'e>, pool: &'e dpdk::Mempool<'e>) -> Result
     let per_burst =
         |st: &mut State<'e>, rx: &mut dpdk::Burst<'e>, side, tx: &mut dpdk::Burst<'e>| {
             for m in rx.as_mut_slice() {
-                st.feeder.write(m);
+                st.feeder.write(m.data_mut());
             }
             let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(0);
             st.pipeline

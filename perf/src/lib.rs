@@ -1,0 +1,3 @@
+//! ferrowall's benchmark workloads (the `perf` binary is `src/main.rs`).
+
+pub mod workload;
