@@ -254,11 +254,7 @@ impl Replay {
         }
         for h in std::mem::take(&mut self.fx.dns) {
             let r = self.learner.learn(&h.message, self.now);
-            let version = self.learner.commit();
-            if let Some(table) = self.learner.publish(0) {
-                let old = self.pipeline.set_fqdn(table);
-                self.learner.returned(0, old);
-            }
+            let version = self.publish();
             if let Some(token) = h.hold {
                 self.pipeline.resolve_hold(
                     token,
@@ -278,14 +274,21 @@ impl Replay {
     fn tick(&mut self, now: u64) -> anyhow::Result<()> {
         self.now = self.now.max(now);
         self.learner.expire(self.now);
-        self.learner.commit();
+        self.publish();
+        let v = self.pipeline.fqdn().version();
+        self.pipeline.maintain(self.now, || v, &mut self.fx);
+        self.emit()
+    }
+
+    /// What the control thread's publication does, at once: the learner's changes become the
+    /// pipeline's table (the old one goes back to the learner). Returns the learner's version.
+    fn publish(&mut self) -> u64 {
+        let version = self.learner.commit();
         if let Some(table) = self.learner.publish(0) {
             let old = self.pipeline.set_fqdn(table);
             self.learner.returned(0, old);
         }
-        let v = self.pipeline.fqdn().version();
-        self.pipeline.maintain(self.now, || v, &mut self.fx);
-        self.emit()
+        version
     }
 
     /// One packet of the capture.

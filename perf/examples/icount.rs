@@ -75,20 +75,21 @@ fn main() -> Result<()> {
             let cfg = config_with(1 << 20, &random_rules(rules as usize, 42))?;
             let mut p = pipeline(&cfg);
             let mut feeder = Feeder::new(u32::MAX);
-            let mut spare: Vec<Vec<u8>> = (0..BURST).map(|_| vec![0u8; 60]).collect();
+            let mut burst: Vec<Vec<u8>> = (0..BURST).map(|_| vec![0u8; 60]).collect();
+            let mut back = Vec::with_capacity(BURST);
             let mut fx = Effects::default();
             for _ in 0..(packets as usize).div_ceil(BURST) {
-                let mut burst = std::mem::take(&mut spare);
                 burst.iter_mut().for_each(|f| feeder.write(f));
-                p.process_burst(burst, Side::Inside, 1, &mut fx, |d, _| match d {
+                p.process_burst(burst.drain(..), Side::Inside, 1, &mut fx, |d, _| match d {
                     Disposition::Pass(m) => {
                         passed += 1;
-                        spare.push(m);
+                        back.push(m);
                     }
-                    Disposition::Drop(m) => spare.push(m),
+                    Disposition::Drop(m) => back.push(m),
                     Disposition::Held => {}
                 });
-                spare.resize_with(BURST, || vec![0u8; 60]);
+                std::mem::swap(&mut burst, &mut back);
+                burst.resize_with(BURST, || vec![0u8; 60]);
             }
         }
         _ => bail!("usage: icount established FLOWS PASSES | icount newflows RULES PACKETS"),
