@@ -19,6 +19,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::counter::{Counter, Gauge};
 use crate::dns::message::{Message, RData, Record};
 use crate::dns::name::Name;
@@ -139,6 +141,9 @@ pub struct LearnerStats {
     pub names: Gauge,
 }
 
+/// An address's bindings.
+type Bindings = SmallVec<[Binding; 1]>;
+
 #[derive(Debug, Clone)]
 struct Binding {
     name: Arc<str>,
@@ -161,8 +166,9 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub struct Learner {
     limits: Limits,
     policy: Arc<Policy>,
-    /// Each address's bindings, most recently learned first.
-    by_ip: Map<IpKey, Vec<Binding>>,
+    /// Each address's bindings, most recently learned first (most addresses have one, held
+    /// in the map's own slot: no second cache miss to read it).
+    by_ip: Map<IpKey, Bindings>,
     by_name: Map<Arc<str>, NameState>,
     /// (expiry, address, name) of every binding, earliest first: exactly one item per live
     /// binding (moved when it is refreshed, removed with it), so its size is bounded by theirs.
@@ -847,7 +853,7 @@ mod tests {
                 &response(1, &name, rtype::A, &[(name.as_str(), 60, a(&ip))]),
                 u64::from(i) * S,
             );
-            let bindings: usize = l.by_ip.values().map(Vec::len).sum();
+            let bindings: usize = l.by_ip.values().map(SmallVec::len).sum();
             assert_eq!(l.expiries.len(), bindings, "after answer {i}");
         }
         assert!(l.stats().evictions[Eviction::PerNameCap as usize].get() > 0);
