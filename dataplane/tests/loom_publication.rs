@@ -47,9 +47,9 @@ fn key(n: u32) -> IpKey {
 
 fn entry() -> StdArc<IpEntry> {
     StdArc::new(IpEntry {
-        names: vec![StdArc::from("a.test")].into_boxed_slice(),
+        names: vec![StdArc::from("a.test")].into(),
         expires: u64::MAX,
-        rules: Vec::new().into_boxed_slice(),
+        rules: Vec::new().into(),
         generation: 1,
     })
 }

@@ -507,9 +507,9 @@ pub fn lookups_under_updates(seconds: f64, updates_per_s: u32) -> Result<(f64, f
     // A RwLock<HashMap>, the writer taking the lock per change.
     let shared: Arc<RwLock<HashMap<IpKey, Arc<IpEntry>>>> = Arc::new(RwLock::new(HashMap::new()));
     let entry = Arc::new(IpEntry {
-        names: vec![Arc::from("n.bench.test")].into_boxed_slice(),
+        names: vec![Arc::from("n.bench.test")].into(),
         expires: u64::MAX,
-        rules: vec![2].into_boxed_slice(),
+        rules: vec![2].into(),
         generation: 1,
     });
     if let Ok(mut m) = shared.write() {

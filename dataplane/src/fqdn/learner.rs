@@ -24,7 +24,7 @@ use smallvec::SmallVec;
 use crate::counter::{Counter, Gauge};
 use crate::dns::message::{Message, RData, Record};
 use crate::dns::name::Name;
-use crate::fqdn::table::{FqdnMap, IpEntry, IpKey, Op, Replica};
+use crate::fqdn::table::{EntryRules, FqdnMap, IpEntry, IpKey, Op, Replica};
 use crate::policy::Policy;
 
 const NANOS: u64 = 1_000_000_000;
@@ -478,8 +478,10 @@ impl Learner {
     fn entry(&self, ip: &IpKey) -> Option<IpEntry> {
         let bs = self.by_ip.get(ip)?;
         let rules_of = |b: &Binding| self.by_name.get(&b.name).map(|s| &s.rules);
-        let rules: Box<[u32]> = match bs.as_slice() {
-            [b] => rules_of(b).cloned().unwrap_or_default(),
+        let rules: EntryRules = match bs.as_slice() {
+            [b] => rules_of(b)
+                .map(|r| EntryRules::from_slice(r))
+                .unwrap_or_default(),
             _ => {
                 let mut rules = Vec::new();
                 for b in bs {
@@ -490,7 +492,7 @@ impl Learner {
                 }
                 rules.sort_unstable();
                 rules.dedup();
-                rules.into_boxed_slice()
+                EntryRules::from_slice(&rules)
             }
         };
         Some(IpEntry {

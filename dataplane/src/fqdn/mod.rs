@@ -9,4 +9,4 @@ pub mod table;
 
 pub use learner::{AnswerResult, BindingView, Eviction, Learner, LearnerStats, Limits};
 pub use names::NameMatcher;
-pub use table::{Attribution, FqdnMap, IpEntry, IpKey, Op, Replica};
+pub use table::{Attribution, EntryNames, EntryRules, FqdnMap, IpEntry, IpKey, Op, Replica};

@@ -27,6 +27,8 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::flow::addr_from_bits;
 
 /// An address as the FQDN tables key it: 24 bytes, 8-aligned (a `u128` would make it 32 and
@@ -60,15 +62,22 @@ impl IpKey {
     }
 }
 
-/// What a worker knows about one learned address. Immutable once published.
+/// An entry's names: almost always one, kept inside the entry.
+pub type EntryNames = SmallVec<[Arc<str>; 1]>;
+/// An entry's rules: usually a few, kept inside the entry (up to four).
+pub type EntryRules = SmallVec<[u32; 4]>;
+
+/// What a worker knows about one learned address. Immutable once published. Its names and
+/// rules are inline in the common case: building one is one allocation, and a worker reading
+/// it touches one block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpEntry {
     /// The names this address was learned for (and that match some rule), most recent first.
-    pub names: Box<[Arc<str>]>,
+    pub names: EntryNames,
     /// When the last of its name bindings expires (data path clock, ns).
     pub expires: u64,
     /// The rules whose patterns match some of the names, sorted, under policy `generation`.
-    pub rules: Box<[u32]>,
+    pub rules: EntryRules,
     /// The policy generation `rules` was computed for.
     pub generation: u64,
 }
@@ -332,9 +341,9 @@ mod tests {
 
     fn entry(name: &str) -> Arc<IpEntry> {
         Arc::new(IpEntry {
-            names: vec![Arc::from(name)].into_boxed_slice(),
+            names: vec![Arc::from(name)].into(),
             expires: 100,
-            rules: vec![0].into_boxed_slice(),
+            rules: vec![0].into(),
             generation: 1,
         })
     }
