@@ -177,6 +177,9 @@ pub struct Learner {
     dirty: Vec<IpKey>,
     /// Scratch: the answer records of the message being learned.
     records: Vec<Record>,
+    /// Scratch: the answer's CNAME chain, its addresses, and which chain names match a rule
+    /// (kept, so that learning allocates nothing per answer at steady state).
+    scratch: Scratch,
     replicas: Vec<Replica>,
     version: u64,
     stats: Arc<LearnerStats>,
@@ -191,6 +194,15 @@ struct NameState {
 
 /// A CNAME chain: names from the question on, and the smallest TTL up to each.
 type Chain = Vec<(Arc<str>, u32)>;
+
+/// What learning one answer works with.
+#[derive(Debug, Default)]
+struct Scratch {
+    chain: Chain,
+    /// (chain position of the owner, address, TTL).
+    addrs: Vec<(usize, IpAddr, u32)>,
+    matching: Vec<bool>,
+}
 
 impl Learner {
     /// A learner for `workers` workers under `policy`; returns it with each worker's first
@@ -214,6 +226,7 @@ impl Learner {
                 expiries: BTreeSet::new(),
                 dirty: Vec::new(),
                 records: Vec::new(),
+                scratch: Scratch::default(),
                 limits,
                 policy,
                 replicas,
@@ -301,9 +314,30 @@ impl Learner {
 
     /// Learns what the answer records `records` (of a response to `qname`) teach.
     fn learn_records(&mut self, qname: &str, records: &[Record], now: u64) -> AnswerResult {
-        let chain = self.chain(qname, records);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.learn_with(qname, records, now, &mut scratch);
+        scratch.chain.clear();
+        scratch.addrs.clear();
+        scratch.matching.clear();
+        self.scratch = scratch;
+        result
+    }
+
+    /// [`Learner::learn_records`] with its scratch lists (empty).
+    fn learn_with(
+        &mut self,
+        qname: &str,
+        records: &[Record],
+        now: u64,
+        scratch: &mut Scratch,
+    ) -> AnswerResult {
+        let Scratch {
+            chain,
+            addrs,
+            matching,
+        } = scratch;
+        self.chain(qname, records, chain);
         // Addresses by the chain position of their owner.
-        let mut addrs: Vec<(usize, IpAddr, u32)> = Vec::new();
         for r in records {
             let push = |addrs: &mut Vec<_>, ip| {
                 let pos =
@@ -313,25 +347,22 @@ impl Learner {
                 }
             };
             match &r.data {
-                RData::A(a) => push(&mut addrs, IpAddr::V4(*a)),
-                RData::Aaaa(a) => push(&mut addrs, IpAddr::V6(*a)),
+                RData::A(a) => push(addrs, IpAddr::V4(*a)),
+                RData::Aaaa(a) => push(addrs, IpAddr::V6(*a)),
                 RData::Svcb(s) => {
                     for a in &s.ipv4hint {
-                        push(&mut addrs, IpAddr::V4(*a));
+                        push(addrs, IpAddr::V4(*a));
                     }
                     for a in &s.ipv6hint {
-                        push(&mut addrs, IpAddr::V6(*a));
+                        push(addrs, IpAddr::V6(*a));
                     }
                 }
                 RData::Cname(_) | RData::Other { .. } => {}
             }
         }
-        let matching: Vec<bool> = chain
-            .iter()
-            .map(|(n, _)| self.policy.names.matches_any(n))
-            .collect();
+        matching.extend(chain.iter().map(|(n, _)| self.policy.names.matches_any(n)));
         let mut bound = false;
-        for (pos, ip, ttl) in addrs {
+        for &(pos, ip, ttl) in addrs.iter() {
             // The binding lives as long as every link from the question to the address (the
             // chain holds the smallest TTL up to each name).
             let ttl = chain[pos].1.min(ttl);
@@ -356,9 +387,9 @@ impl Learner {
         }
     }
 
-    /// The CNAME chain from `qname` through the answer section.
-    fn chain(&self, qname: &str, records: &[Record]) -> Chain {
-        let mut chain: Chain = vec![(self.interned(qname), u32::MAX)];
+    /// The CNAME chain from `qname` through the answer section, into `chain` (empty).
+    fn chain(&self, qname: &str, records: &[Record], chain: &mut Chain) {
+        chain.push((self.interned(qname), u32::MAX));
         for _ in 0..self.limits.max_cname_chain {
             let Some((last, ttl)) = chain.last().map(|(n, t)| (Arc::clone(n), *t)) else {
                 break;
@@ -375,7 +406,6 @@ impl Learner {
             }
             chain.push((target, ttl.min(cttl)));
         }
-        chain
     }
 
     /// The shared copy of a name already known, or a new one.
