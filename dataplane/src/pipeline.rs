@@ -1106,54 +1106,38 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         };
         let src = ip.src_ip();
         let handed = match seq {
-            None => self.screen(id, to_server, src, std::iter::once(payload), fx),
+            None => self.screen(id, to_server, src, payload, fx),
             Some(seq) => {
-                // DNS over TCP: the segment may complete any number of messages (copied out:
-                // the stream buffer keeps only what is incomplete).
+                // DNS over TCP: the segment may complete any number of messages, each screened
+                // where it lies in the stream's buffer.
+                let (policy, stats) = (&self.policy, &self.stats);
                 let dns = self.flows.get_mut(id).dns.get_or_insert_with(Box::default);
-                let mut messages: Vec<Vec<u8>> = Vec::new();
-                if dns
-                    .tcp(to_server, seq, payload, |m| messages.push(m.to_vec()))
-                    .is_err()
-                {
-                    self.stats.dns_tcp_broken.inc();
+                let mut handed = false;
+                let read = dns.tcp(to_server, seq, payload, |queries, msg| {
+                    handed |= screen_one(queries, policy, stats, msg, to_server, src, fx);
+                });
+                if read.is_err() {
+                    stats.dns_tcp_broken.inc();
                 }
-                self.screen(id, to_server, src, messages.iter().map(Vec::as_slice), fx)
+                handed
             }
         };
         self.hold_if(handed, pkt, side, decision, now, fx)
     }
 
-    /// Screens DNS messages seen on flow `id`; returns whether some were handed to the learner.
-    fn screen<'m>(
+    /// Screens one DNS message seen on flow `id` (over UDP); returns whether it was handed to
+    /// the learner.
+    fn screen(
         &mut self,
         id: FlowId,
         to_server: bool,
         src: IpAddr,
-        messages: impl Iterator<Item = &'m [u8]>,
+        msg: &[u8],
         fx: &mut Effects<H>,
     ) -> bool {
-        let handed_before = fx.dns.len();
         let (policy, stats) = (&self.policy, &self.stats);
         let dns = self.flows.get_mut(id).dns.get_or_insert_with(Box::default);
-        for msg in messages {
-            match snoop::screen(dns, &policy.dns, &policy.names, msg, to_server, src) {
-                Screened::Query => stats.dns_queries.inc(),
-                Screened::Learnable => {
-                    stats.dns_handed.inc();
-                    fx.dns.push(DnsHandoff {
-                        message: msg.to_vec(),
-                        hold: None,
-                    });
-                }
-                Screened::NoQuery => stats.dns_answers[AnswerResult::NoQuery.index()].inc(),
-                Screened::Untrusted => stats.dns_answers[AnswerResult::Untrusted.index()].inc(),
-                Screened::Malformed => stats.dns_answers[AnswerResult::Malformed.index()].inc(),
-                Screened::NoMatch => stats.dns_answers[AnswerResult::NoMatch.index()].inc(),
-                Screened::Ignored => {}
-            }
-        }
-        fx.dns.len() > handed_before
+        screen_one(dns.queries(), policy, stats, msg, to_server, src, fx)
     }
 
     /// Holds a packet that carried answers just handed over (when `hold_responses` is on),
@@ -1213,7 +1197,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                     .get(4..6)
                     .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
                 let msg = whole.get(8..len.min(whole.len())).unwrap_or(&[]);
-                self.screen(id, false, ip.src_ip(), std::iter::once(msg), fx)
+                self.screen(id, false, ip.src_ip(), msg, fx)
             }
             Ok(None) => false,
             Err(_) => {
@@ -1300,6 +1284,37 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
 const DNS_PORT: u16 = 53;
 
 /// Whether a packet is DNS over UDP or TCP.
+/// Screens one DNS message of a flow whose outstanding queries are `queries`, counting what
+/// it is; an answer worth learning is copied into `fx.dns` for the learner. Returns whether it
+/// was.
+fn screen_one<H>(
+    queries: &mut snoop::Queries,
+    policy: &Policy,
+    stats: &PipelineStats,
+    msg: &[u8],
+    to_server: bool,
+    src: IpAddr,
+    fx: &mut Effects<H>,
+) -> bool {
+    match snoop::screen(queries, &policy.dns, &policy.names, msg, to_server, src) {
+        Screened::Query => stats.dns_queries.inc(),
+        Screened::Learnable => {
+            stats.dns_handed.inc();
+            fx.dns.push(DnsHandoff {
+                message: msg.to_vec(),
+                hold: None,
+            });
+            return true;
+        }
+        Screened::NoQuery => stats.dns_answers[AnswerResult::NoQuery.index()].inc(),
+        Screened::Untrusted => stats.dns_answers[AnswerResult::Untrusted.index()].inc(),
+        Screened::Malformed => stats.dns_answers[AnswerResult::Malformed.index()].inc(),
+        Screened::NoMatch => stats.dns_answers[AnswerResult::NoMatch.index()].inc(),
+        Screened::Ignored => {}
+    }
+    false
+}
+
 fn is_dns(ip: &IpPacket) -> bool {
     matches!(ip.l4, L4::Udp { sport, dport } | L4::Tcp { sport, dport, .. } if sport == DNS_PORT || dport == DNS_PORT)
 }

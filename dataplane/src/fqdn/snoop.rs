@@ -128,10 +128,47 @@ impl Stream {
 /// A flow's DNS state: outstanding queries and, over TCP, the two reassembly streams.
 #[derive(Debug, Clone, Default)]
 pub struct FlowDns {
-    /// (transaction id, question key), oldest first.
-    queries: VecDeque<(u16, u64)>,
+    queries: Queries,
     /// Client to server, server to client.
     streams: [Stream; 2],
+}
+
+/// A flow's outstanding queries: (transaction id, question key), oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct Queries(VecDeque<(u16, u64)>);
+
+impl Queries {
+    /// Remembers a query; the oldest is forgotten beyond `max`. Returns whether one was
+    /// forgotten.
+    pub fn remember(&mut self, id: u16, key: u64, max: usize) -> bool {
+        let forgot = self.0.len() >= max.max(1);
+        if forgot {
+            self.0.pop_front();
+        }
+        self.0.push_back((id, key));
+        forgot
+    }
+
+    /// Takes the query an answer answers, if it was seen.
+    pub fn answered(&mut self, id: u16, key: u64) -> bool {
+        match self.0.iter().position(|&q| q == (id, key)) {
+            Some(i) => {
+                self.0.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queries waiting for their answer.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// The key of a question: a hash of its name and type (names compared as the parser
@@ -147,37 +184,22 @@ pub fn question_key(name: &Name, qtype: u16) -> u64 {
 }
 
 impl FlowDns {
-    /// Remembers a query; the oldest is forgotten beyond `max`. Returns whether one was
-    /// forgotten.
-    pub fn remember(&mut self, id: u16, key: u64, max: usize) -> bool {
-        let forgot = self.queries.len() >= max.max(1);
-        if forgot {
-            self.queries.pop_front();
-        }
-        self.queries.push_back((id, key));
-        forgot
+    /// The outstanding queries.
+    pub fn queries(&mut self) -> &mut Queries {
+        &mut self.queries
     }
 
-    /// Takes the query an answer answers, if it was seen.
-    pub fn answered(&mut self, id: u16, key: u64) -> bool {
-        match self.queries.iter().position(|&q| q == (id, key)) {
-            Some(i) => {
-                self.queries.remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Feeds TCP payload of one direction (`to_server`), calling `each` per complete message.
+    /// Feeds TCP payload of one direction (`to_server`), calling `each` with the queries and
+    /// every message the segment completes, read in place in the stream's buffer.
     pub fn tcp(
         &mut self,
         to_server: bool,
         seq: u32,
         payload: &[u8],
-        each: impl FnMut(&[u8]),
+        mut each: impl FnMut(&mut Queries, &[u8]),
     ) -> Result<(), StreamError> {
-        self.streams[usize::from(!to_server)].push(seq, payload, each)
+        let FlowDns { queries, streams } = self;
+        streams[usize::from(!to_server)].push(seq, payload, |m| each(queries, m))
     }
 
     /// Queries waiting for their answer.
@@ -207,7 +229,7 @@ pub enum Screened {
 
 /// Screens one DNS message seen on a flow, `to_server` telling its direction, from `src`.
 pub fn screen(
-    dns: &mut FlowDns,
+    dns: &mut Queries,
     policy: &DnsPolicy,
     names: &NameMatcher,
     msg: &[u8],
@@ -320,7 +342,7 @@ mod tests {
 
     #[test]
     fn queries_are_bounded_and_paired_once() {
-        let mut d = FlowDns::default();
+        let mut d = Queries::default();
         assert!(!d.remember(1, 11, 2));
         assert!(!d.remember(2, 22, 2));
         assert!(d.remember(3, 33, 2), "the oldest goes");
@@ -328,6 +350,6 @@ mod tests {
         assert!(d.answered(2, 22));
         assert!(!d.answered(2, 22), "an answer consumes its query");
         assert!(!d.answered(3, 34), "the question must match too");
-        assert_eq!(d.outstanding(), 1);
+        assert_eq!(d.len(), 1);
     }
 }
