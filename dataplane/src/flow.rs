@@ -544,7 +544,12 @@ impl FlowTable {
         t: &Timeouts,
     ) -> Option<FlowId> {
         let (b, e) = self.find(key, hash)?;
-        let id = self.buckets[b].id[e];
+        self.unless_expired(self.buckets[b].id[e], now, t)
+    }
+
+    /// `Some(id)`, or `None` when the flow in slot `id` has been idle too long (it is removed).
+    #[inline(always)]
+    fn unless_expired(&mut self, id: FlowId, now: u64, t: &Timeouts) -> Option<FlowId> {
         if self.slots[id as usize].expired(now, t) {
             self.remove(id);
             return None;
@@ -565,18 +570,15 @@ impl FlowTable {
         now: u64,
         t: &Timeouts,
     ) -> Option<FlowId> {
-        if let Some(id) = hint {
-            if let Some(slot) = self.slots.get(id as usize) {
-                if slot.in_use && slot.key == *key {
-                    if slot.expired(now, t) {
-                        self.remove(id);
-                        return None;
-                    }
-                    return Some(id);
-                }
-            }
+        let holds_key = |id: FlowId| {
+            self.slots
+                .get(id as usize)
+                .is_some_and(|s| s.in_use && s.key == *key)
+        };
+        match hint {
+            Some(id) if holds_key(id) => self.unless_expired(id, now, t),
+            _ => self.lookup_hashed(key, hash, now, t),
         }
-        self.lookup_hashed(key, hash, now, t)
     }
 
     /// The flow in slot `id`.

@@ -759,9 +759,13 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         };
         let found = match probe.found {
             Some(found) => found,
-            None => self
-                .flows
-                .lookup_hashed(&probe.key, probe.hash, now, &self.policy.timeouts),
+            None => self.flows.lookup_hinted(
+                &probe.key,
+                probe.hash,
+                probe.hint,
+                now,
+                &self.policy.timeouts,
+            ),
         };
         let state = match ip.l4 {
             L4::Tcp { flags, .. } => {
@@ -1283,7 +1287,6 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
 /// The DNS port: flows to or from it are snooped.
 const DNS_PORT: u16 = 53;
 
-/// Whether a packet is DNS over UDP or TCP.
 /// Screens one DNS message of a flow whose outstanding queries are `queries`, counting what
 /// it is; an answer worth learning is copied into `fx.dns` for the learner. Returns whether it
 /// was.
@@ -1315,6 +1318,7 @@ fn screen_one<H>(
     false
 }
 
+/// Whether a packet is DNS over UDP or TCP.
 fn is_dns(ip: &IpPacket) -> bool {
     matches!(ip.l4, L4::Udp { sport, dport } | L4::Tcp { sport, dport, .. } if sport == DNS_PORT || dport == DNS_PORT)
 }

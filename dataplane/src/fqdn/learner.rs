@@ -175,10 +175,8 @@ pub struct Learner {
     expiries: BTreeSet<(u64, IpKey, Arc<str>)>,
     /// Addresses changed since the last commit (with repeats; commit sorts them out).
     dirty: Vec<IpKey>,
-    /// Scratch: the answer records of the message being learned.
-    records: Vec<Record>,
-    /// Scratch: the answer's CNAME chain, its addresses, and which chain names match a rule
-    /// (kept, so that learning allocates nothing per answer at steady state).
+    /// What learning an answer works with, kept so that learning allocates nothing per
+    /// answer at steady state.
     scratch: Scratch,
     replicas: Vec<Replica>,
     version: u64,
@@ -198,10 +196,22 @@ type Chain = Vec<(Arc<str>, u32)>;
 /// What learning one answer works with.
 #[derive(Debug, Default)]
 struct Scratch {
+    /// The answer records, each decoded once.
+    records: Vec<Record>,
     chain: Chain,
     /// (chain position of the owner, address, TTL).
     addrs: Vec<(usize, IpAddr, u32)>,
     matching: Vec<bool>,
+}
+
+impl Scratch {
+    /// Empties every list (keeping their room).
+    fn clear(&mut self) {
+        self.records.clear();
+        self.chain.clear();
+        self.addrs.clear();
+        self.matching.clear();
+    }
 }
 
 impl Learner {
@@ -225,7 +235,6 @@ impl Learner {
                 by_name: Map::with_capacity_and_hasher(limits.max_names, Default::default()),
                 expiries: BTreeSet::new(),
                 dirty: Vec::new(),
-                records: Vec::new(),
                 scratch: Scratch::default(),
                 limits,
                 policy,
@@ -293,52 +302,34 @@ impl Learner {
         let Some(qname) = name_text(&question.name) else {
             return AnswerResult::NoMatch;
         };
-        // The answer section is read once: every record's names are decompressed once, into
-        // a scratch list the learner keeps (no allocation per answer at steady state).
-        let mut records = std::mem::take(&mut self.records);
-        records.clear();
-        for r in m.answers() {
-            match r {
-                Ok(r) => records.push(r),
-                Err(_) => {
-                    self.records = records;
-                    return AnswerResult::Malformed;
-                }
-            }
-        }
-        let result = self.learn_records(qname, &records, now);
-        records.clear();
-        self.records = records;
-        result
-    }
-
-    /// Learns what the answer records `records` (of a response to `qname`) teach.
-    fn learn_records(&mut self, qname: &str, records: &[Record], now: u64) -> AnswerResult {
+        // The answer section is read once: every record's names are decompressed once.
         let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.learn_with(qname, records, now, &mut scratch);
-        scratch.chain.clear();
-        scratch.addrs.clear();
-        scratch.matching.clear();
+        let result = if m
+            .answers()
+            .try_for_each(|r| r.map(|r| scratch.records.push(r)))
+            .is_ok()
+        {
+            self.learn_records(qname, &mut scratch, now)
+        } else {
+            AnswerResult::Malformed
+        };
+        scratch.clear();
         self.scratch = scratch;
         result
     }
 
-    /// [`Learner::learn_records`] with its scratch lists (empty).
-    fn learn_with(
-        &mut self,
-        qname: &str,
-        records: &[Record],
-        now: u64,
-        scratch: &mut Scratch,
-    ) -> AnswerResult {
+    /// Learns what the answer records in `scratch` (of a response to `qname`) teach, using the
+    /// rest of `scratch` (empty).
+    fn learn_records(&mut self, qname: &str, scratch: &mut Scratch, now: u64) -> AnswerResult {
         let Scratch {
+            records,
             chain,
             addrs,
             matching,
         } = scratch;
         self.chain(qname, records, chain);
         // Addresses by the chain position of their owner.
-        for r in records {
+        for r in records.iter() {
             let push = |addrs: &mut Vec<_>, ip| {
                 let pos =
                     name_text(&r.name).and_then(|o| chain.iter().position(|(n, _)| **n == *o));

@@ -201,11 +201,6 @@ impl FlowDns {
         let FlowDns { queries, streams } = self;
         streams[usize::from(!to_server)].push(seq, payload, |m| each(queries, m))
     }
-
-    /// Queries waiting for their answer.
-    pub fn outstanding(&self) -> usize {
-        self.queries.len()
-    }
 }
 
 /// How a worker classified one DNS message.
