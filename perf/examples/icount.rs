@@ -5,7 +5,9 @@
 //!
 //! Usage: `icount established FLOWS PASSES` (every flow's packet PASSES times, after a pass
 //! that creates them) or `icount newflows RULES PACKETS` (a new flow on every packet, with
-//! RULES random rules). Prints how many packets passed.
+//! RULES random rules), or `icount learner fresh|refresh ANSWERS` (the FQDN learner learning
+//! ANSWERS DNS answers for 50k names, each with new addresses or repeating them; the clock
+//! advances 1 us per answer). Prints how many packets passed (addresses learned).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,7 +15,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use dataplane::pipeline::{Disposition, Effects};
 use dataplane::{Pipeline, PipelineConfig, PipelineStats, Policy, Side};
+use perf::dnsload::{answers, learn_all, learner};
 use perf::workload::{Feeder, config_with, random_rules};
+
+// The allocator the appliance runs with (control/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BURST: usize = 32;
 
@@ -92,7 +99,24 @@ fn main() -> Result<()> {
                 burst.resize_with(BURST, || vec![0u8; 60]);
             }
         }
-        _ => bail!("usage: icount established FLOWS PASSES | icount newflows RULES PACKETS"),
+        Some("learner") => {
+            let fresh = match args.get(2).map(String::as_str) {
+                Some("fresh") => true,
+                Some("refresh") => false,
+                _ => bail!("learner: fresh or refresh"),
+            };
+            let messages = answers(arg(&args, 3, "ANSWERS")?, 50_000, fresh);
+            let (mut l, mut table) = learner()?;
+            let mut now = 0u64;
+            learn_all(&mut l, &mut table, &messages, || {
+                now += 1_000;
+                now
+            });
+            passed = l.len() as u64;
+        }
+        _ => bail!(
+            "usage: icount established FLOWS PASSES | icount newflows RULES PACKETS | icount learner fresh|refresh ANSWERS"
+        ),
     }
     println!("{passed} packets passed");
     Ok(())

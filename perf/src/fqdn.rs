@@ -11,69 +11,17 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use dataplane::agent::{Agent, FleetVersions, FromWorker, ToWorker, link};
 use dataplane::counter::quantile_bound_of;
-use dataplane::dns::message::build::{RecordSpec, query, response};
+use dataplane::dns::message::build::query;
 use dataplane::dns::message::rtype;
 use dataplane::fqdn::{FqdnMap, IpEntry, IpKey, Learner, LearnerStats, Limits};
 use dataplane::pipeline::{Disposition, Effects};
-use dataplane::{Pipeline, PipelineConfig, PipelineStats, Policy};
+use dataplane::{Pipeline, PipelineConfig, PipelineStats};
 use dpdk::Mbuf;
 
+use perf::dnsload::{answer, answers, compiled, ip_of, learn_all, learner};
 use perf::workload::Feeder;
 
 use crate::{Figure, Rig};
-
-const POLICY: &str = r#"
-[ports.inside]
-device = "net_null0"
-[ports.outside]
-device = "net_null1"
-[flows]
-capacity = 200000
-tcp_midstream = true
-[dns]
-min_ttl = "1h"
-max_ttl = "1h"
-max_names = 200000
-max_ips = 1000000
-max_ips_per_name = 64
-[[rule]]
-name = "dns"
-action = "allow"
-proto = "udp"
-dst_cidr = ["192.0.2.53/32"]
-dst_ports = ["53"]
-[[rule]]
-name = "feed"
-action = "allow"
-proto = "tcp"
-dst_cidr = ["192.0.2.10/32"]
-[[rule]]
-name = "bench"
-action = "allow"
-proto = "tcp"
-dst_fqdn = ["**.bench.test"]
-dst_ports = ["443"]
-"#;
-
-fn compiled() -> Result<(config::Config, Arc<Policy>)> {
-    let cfg = config::parse(POLICY, "fqdn-bench.toml")?;
-    let policy = Arc::new(Policy::compile(&cfg, 1, 1));
-    Ok((cfg, policy))
-}
-
-/// A DNS response for name `n`: one or two A records.
-fn answer(id: u16, n: u32, ip: u32) -> Vec<u8> {
-    let name = format!("n{n}.bench.test");
-    let mut answers = vec![(name.as_str(), 3600, RecordSpec::A(Ipv4Addr::from(ip)))];
-    if n % 2 == 0 {
-        answers.push((
-            name.as_str(),
-            3600,
-            RecordSpec::A(Ipv4Addr::from(ip ^ 0x0080_0000)),
-        ));
-    }
-    response(id, &name, rtype::A, &answers)
-}
 
 /// How many of `per_s` paced events are due `t0.elapsed()` after `t0`.
 fn due(t0: Instant, per_s: u32) -> u64 {
@@ -103,50 +51,21 @@ fn paced_writer(
     }
 }
 
-/// A pseudo-random address in 100.64.0.0/10, from `i`.
-fn ip_of(i: u32) -> u32 {
-    0x6440_0000 | (i.wrapping_mul(2_654_435_761) & 0x003f_ffff)
-}
-
 /// Answers learned per second by the learner (parse, chain, bind, commit, publish to one
 /// worker every 64 answers, on a clock that advances), median of `runs`. `distinct` names are
 /// answered in turn; with `fresh`, every answer brings new addresses (the table grows to about
 /// 1.5 addresses per answer, evicting per name beyond 64), otherwise a name's answer repeats
 /// its addresses (bindings are refreshed, as most DNS traffic does).
 pub fn learn_rate(runs: usize, distinct: u32, fresh: bool) -> Result<f64> {
-    let (cfg, policy) = compiled()?;
     const N: u32 = 200_000;
-    let messages: Vec<Vec<u8>> = (0..N)
-        .map(|i| {
-            let n = i % distinct;
-            answer(
-                u16::try_from(i & 0xffff).unwrap_or(0),
-                n,
-                ip_of(if fresh { i } else { n }),
-            )
-        })
-        .collect();
+    let messages = answers(N, distinct, fresh);
     let mut rates = Vec::new();
     for _ in 0..runs {
-        let (mut l, maps) = Learner::new(
-            Limits::from_config(&cfg.dns),
-            Arc::clone(&policy),
-            1,
-            Arc::new(LearnerStats::default()),
-        );
-        let mut table = maps.into_iter().next().unwrap_or_default();
+        let (mut l, mut table) = learner()?;
         let t0 = Instant::now();
-        for (i, m) in messages.iter().enumerate() {
-            l.learn(m, u64::try_from(t0.elapsed().as_nanos()).unwrap_or(0));
-            if i % 64 == 63 {
-                l.commit();
-                if let Some(t) = l.publish(0) {
-                    let old = std::mem::replace(&mut table, t);
-                    l.returned(0, old);
-                }
-            }
-        }
-        l.commit();
+        learn_all(&mut l, &mut table, &messages, || {
+            u64::try_from(t0.elapsed().as_nanos()).unwrap_or(0)
+        });
         rates.push(f64::from(N) / t0.elapsed().as_secs_f64());
         assert!(l.len() >= distinct as usize);
     }

@@ -1,3 +1,4 @@
 //! ferrowall's benchmark workloads (the `perf` binary is `src/main.rs`).
 
+pub mod dnsload;
 pub mod workload;
