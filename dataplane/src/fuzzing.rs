@@ -158,10 +158,11 @@ fn check(d: Disposition<Vec<u8>>, v: Verdict) -> usize {
 
 /// DNS message parsing: never panics; every question and record is read to the end (or the
 /// first error), and every name it yields is within the limits of RFC 1035. Names are also
-/// read at the first offsets of the input, as if pointed at.
+/// read at the first offsets of the input, as if pointed at. Reading names as text (what the
+/// learner does) gives what decoding them does, error for error.
 pub fn dns(data: &[u8]) {
-    use crate::dns::message::Message;
-    use crate::dns::name::{MAX_LABEL_LEN, MAX_WIRE_LEN, Name};
+    use crate::dns::message::{DataText, Message, RData};
+    use crate::dns::name::{MAX_LABEL_LEN, MAX_WIRE_LEN, Name, read_text};
 
     fn check(n: &Name) {
         assert!(n.wire_len() <= MAX_WIRE_LEN);
@@ -178,10 +179,25 @@ pub fn dns(data: &[u8]) {
         let _ = n.to_string();
     }
 
+    let mut buf = Vec::new();
+    let utf8 = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
     for at in 0..data.len().min(16) {
-        if let Ok((n, used)) = Name::read(data, at) {
-            assert!(used >= 1 && at + used <= data.len());
-            check(&n);
+        let decoded = Name::read(data, at);
+        if let Ok((n, used)) = &decoded {
+            assert!(*used >= 1 && at + used <= data.len());
+            check(n);
+        }
+        buf.clear();
+        let as_text = read_text(data, at, &mut buf).map(|(used, r)| (used, r.map(|r| &buf[r])));
+        assert_eq!(
+            as_text.map(|(used, t)| (used, t.and_then(utf8))),
+            decoded
+                .as_ref()
+                .map(|(n, used)| (*used, n.as_str().map(str::to_owned)))
+                .map_err(|e| *e)
+        );
+        if let (Ok((_, Some(t))), Ok((n, _))) = (as_text, &decoded) {
+            assert_eq!(t, n.as_bytes());
         }
     }
     let Ok(m) = Message::parse(data) else {
@@ -213,6 +229,53 @@ pub fn dns(data: &[u8]) {
     }
     assert!(records <= usize::from(an) + usize::from(ns) + usize::from(ar));
     assert!(m.answers().count() <= usize::from(an));
+    // The same records read as text, owners pointing at the question taken from it.
+    buf.clear();
+    let question = m.questions().next_text(&mut buf).and_then(Result::ok);
+    let keep = question
+        .as_ref()
+        .and_then(|q| q.text.as_ref())
+        .map_or(0, |t| t.end);
+    let mut texts = m.records();
+    for r in m.records() {
+        buf.truncate(keep);
+        let t = texts
+            .next_text(&mut buf, question.as_ref())
+            .expect("as many records");
+        let (r, t) = match (r, t) {
+            (Ok((sr, r)), Ok((st, t))) => {
+                assert_eq!(sr, st);
+                (r, t)
+            }
+            (Err(e), Err(f)) => {
+                assert_eq!(e, f);
+                break;
+            }
+            (r, t) => panic!("read {r:?}, as text {t:?}"),
+        };
+        let text = |x: Option<std::ops::Range<usize>>| x.and_then(|x| utf8(&buf[x]));
+        assert_eq!(text(t.owner.clone()).as_deref(), r.name.as_str());
+        assert_eq!((t.rtype, t.class, t.ttl), (r.rtype, r.class, r.ttl));
+        match (&r.data, t.data) {
+            (RData::A(a), DataText::A(b)) => assert_eq!(*a, b),
+            (RData::Aaaa(a), DataText::Aaaa(b)) => assert_eq!(*a, b),
+            (RData::Cname(n), DataText::Cname(x)) => assert_eq!(n.as_str(), text(x).as_deref()),
+            (RData::Svcb(s), DataText::Svcb(b)) => assert_eq!(*s, *b),
+            (RData::Other { rtype, len }, DataText::Other { rtype: t, len: l }) => {
+                assert_eq!((*rtype, *len), (t, l));
+            }
+            (d, t) => panic!("data {d:?}, as text {t:?}"),
+        }
+    }
+    buf.clear();
+    assert!(texts.next_text(&mut buf, None).is_none());
+    let q = m.questions().next_text(&mut buf);
+    assert_eq!(
+        q.map(|q| q.map(|q| q.text.and_then(|r| utf8(&buf[r])))),
+        m.questions()
+            .next()
+            .map(|q| q.map(|q| q.name.as_str().map(str::to_owned)))
+    );
 }
 
 const LEARNER_POLICY: &str = r#"

@@ -17,9 +17,10 @@
 //! ([`Svcb`]), which are read on the control thread, and in the test-message writer [`build`].
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
 
 use super::cursor::{BufferTooShort, Cursor};
-use super::name::{MAX_WIRE_LEN, Name};
+use super::name::{MAX_WIRE_LEN, Name, TextName, read_text, read_text_known};
 
 /// Length of the header.
 pub const HEADER_LEN: usize = 12;
@@ -424,8 +425,40 @@ impl Iterator for Questions<'_> {
     type Item = Result<Question, DnsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        self.read_next(read_question)
+    }
+}
+
+impl Questions<'_> {
+    /// The next question's name as text appended to `text` ([`read_text`]), with the same
+    /// checks as [`Iterator::next`].
+    pub fn next_text(&mut self, text: &mut Vec<u8>) -> Option<Result<TextName, DnsError>> {
+        self.read_next(|msg, at| {
+            let mark = text.len();
+            let (used, name) = read_text(msg, at, text)?;
+            let mut c = Cursor::at(msg, at + used);
+            if c.skip(4).is_err() {
+                text.truncate(mark);
+                return Err(DnsError::Truncated);
+            }
+            Ok((
+                TextName {
+                    at,
+                    used,
+                    text: name,
+                },
+                c.off(),
+            ))
+        })
+    }
+
+    #[inline]
+    fn read_next<R>(
+        &mut self,
+        read: impl FnOnce(&[u8], usize) -> Result<(R, usize), DnsError>,
+    ) -> Option<Result<R, DnsError>> {
         self.left = self.left.checked_sub(1)?;
-        let q = read_question(self.msg, self.pos);
+        let q = read(self.msg, self.pos);
         match q {
             Ok((q, next)) => {
                 self.pos = next;
@@ -468,6 +501,28 @@ impl Iterator for Records<'_> {
     type Item = Result<(Section, Record), DnsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        self.read_next(read_record)
+    }
+}
+
+impl Records<'_> {
+    /// The next record as [`RecordText`]: its names' text appended to `text` instead of
+    /// decoded into [`Name`]s (the same checks, errors and order as [`Iterator::next`]). An
+    /// owner that only points at `known` (the question, usually) is not read again.
+    pub fn next_text(
+        &mut self,
+        text: &mut Vec<u8>,
+        known: Option<&TextName>,
+    ) -> Option<Result<(Section, RecordText), DnsError>> {
+        self.read_next(|msg, at| read_record_text(msg, at, text, known))
+    }
+
+    /// Steps to the next record's section and reads the record at the current position.
+    #[inline]
+    fn read_next<R>(
+        &mut self,
+        read: impl FnOnce(&[u8], usize) -> Result<(R, usize), DnsError>,
+    ) -> Option<Result<(Section, R), DnsError>> {
         loop {
             let left = self.left.get_mut(self.section)?;
             if let Some(l) = left.checked_sub(1) {
@@ -477,7 +532,7 @@ impl Iterator for Records<'_> {
             self.section += 1;
         }
         let section = *SECTIONS.get(self.section)?;
-        match read_record(self.msg, self.pos) {
+        match read(self.msg, self.pos) {
             Ok((r, next)) => {
                 self.pos = next;
                 Some(Ok((section, r)))
@@ -502,36 +557,180 @@ impl Iterator for Answers<'_> {
     }
 }
 
-fn read_record(msg: &[u8], at: usize) -> Result<(Record, usize), DnsError> {
-    let (name, used) = Name::read(msg, at)?;
-    let mut c = Cursor::at(msg, at + used);
-    let rtype = c.get_u16()?;
-    let class = c.get_u16()?;
-    let ttl = c.get_u32()?;
-    let rdlen = c.get_u16()?;
-    let start = c.off();
-    c.skip(usize::from(rdlen))?;
-    let data = read_rdata(msg, start, rtype, rdlen)?;
-    Ok((
-        Record {
-            name,
+impl Answers<'_> {
+    /// [`Records::next_text`] for the answer section.
+    pub fn next_text(
+        &mut self,
+        text: &mut Vec<u8>,
+        known: Option<&TextName>,
+    ) -> Option<Result<RecordText, DnsError>> {
+        self.0.next_text(text, known).map(|r| r.map(|(_, r)| r))
+    }
+}
+
+/// A record read by [`Records::next_text`]: its names are text in the caller's buffer
+/// ([`read_text`]), so that reading it copies no [`Name`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordText {
+    /// Where the owner name's text is in the buffer (`None`: it has no unambiguous text).
+    pub owner: Option<Range<usize>>,
+    /// TYPE.
+    pub rtype: u16,
+    /// CLASS.
+    pub class: u16,
+    /// TTL in seconds, as carried.
+    pub ttl: u32,
+    /// The data.
+    pub data: DataText,
+}
+
+/// The data of a [`RecordText`]: [`RData`] with the canonical name as text in the caller's
+/// buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataText {
+    /// An IPv4 address.
+    A(Ipv4Addr),
+    /// An IPv6 address.
+    Aaaa(Ipv6Addr),
+    /// Where the canonical name's text is in the buffer (`None`: no unambiguous text).
+    Cname(Option<Range<usize>>),
+    /// SVCB or HTTPS (rare: boxed, so that the common records stay small).
+    Svcb(Box<Svcb>),
+    /// Any other type.
+    Other {
+        /// TYPE.
+        rtype: u16,
+        /// RDLENGTH.
+        len: u16,
+    },
+}
+
+/// A record's fields after its owner name.
+struct Fixed {
+    rtype: u16,
+    class: u16,
+    ttl: u32,
+    /// Where the RDATA starts.
+    rdata: usize,
+    rdlen: u16,
+    /// Where the next record starts.
+    next: usize,
+}
+
+impl Fixed {
+    /// The fields at `at` (just past the owner name), the RDATA checked to be within `msg`.
+    fn read(msg: &[u8], at: usize) -> Result<Fixed, DnsError> {
+        let mut c = Cursor::at(msg, at);
+        let rtype = c.get_u16()?;
+        let class = c.get_u16()?;
+        let ttl = c.get_u32()?;
+        let rdlen = c.get_u16()?;
+        let rdata = c.off();
+        c.skip(usize::from(rdlen))?;
+        Ok(Fixed {
             rtype,
             class,
             ttl,
+            rdata,
+            rdlen,
+            next: c.off(),
+        })
+    }
+}
+
+fn read_record(msg: &[u8], at: usize) -> Result<(Record, usize), DnsError> {
+    let (name, used) = Name::read(msg, at)?;
+    let f = Fixed::read(msg, at + used)?;
+    let data = read_rdata(msg, f.rdata, f.rtype, f.rdlen)?;
+    Ok((
+        Record {
+            name,
+            rtype: f.rtype,
+            class: f.class,
+            ttl: f.ttl,
             data,
         },
-        c.off(),
+        f.next,
+    ))
+}
+
+/// [`read_record`] with its names read as text into `text` (nothing is left there on error).
+fn read_record_text(
+    msg: &[u8],
+    at: usize,
+    text: &mut Vec<u8>,
+    known: Option<&TextName>,
+) -> Result<(RecordText, usize), DnsError> {
+    let mark = text.len();
+    let r = read_record_text_inner(msg, at, text, known);
+    if r.is_err() {
+        text.truncate(mark);
+    }
+    r
+}
+
+fn read_record_text_inner(
+    msg: &[u8],
+    at: usize,
+    text: &mut Vec<u8>,
+    known: Option<&TextName>,
+) -> Result<(RecordText, usize), DnsError> {
+    let (used, owner) = read_text_known(msg, at, text, known)?;
+    let f = Fixed::read(msg, at + used)?;
+    let (rtype, rdlen) = (f.rtype, f.rdlen);
+    let data = if rtype == rtype::CNAME {
+        let (window, inside) = rdata_window(msg, f.rdata, rtype, rdlen)?;
+        let (used, target) = read_text(window, f.rdata, text).map_err(inside)?;
+        if used != usize::from(rdlen) {
+            return Err(DnsError::BadRdata { rtype });
+        }
+        DataText::Cname(target)
+    } else {
+        match read_rdata(msg, f.rdata, rtype, rdlen)? {
+            RData::A(a) => DataText::A(a),
+            RData::Aaaa(a) => DataText::Aaaa(a),
+            RData::Svcb(s) => DataText::Svcb(Box::new(s)),
+            // Not this type (read above); kept an error rather than trusted away.
+            RData::Cname(_) => return Err(DnsError::BadRdata { rtype }),
+            RData::Other { rtype, len } => DataText::Other { rtype, len },
+        }
+    };
+    Ok((
+        RecordText {
+            owner,
+            rtype,
+            class: f.class,
+            ttl: f.ttl,
+            data,
+        },
+        f.next,
+    ))
+}
+
+/// The bytes names inside the RDATA of `len` bytes at `at` may be read from, and how their
+/// errors read: they may point back anywhere before them, but their own labels must stay
+/// within RDLENGTH, so they are read from the message cut at the end of the RDATA (running
+/// off it is bad RDATA, not a truncated message).
+fn rdata_window(
+    msg: &[u8],
+    at: usize,
+    rtype: u16,
+    len: u16,
+) -> Result<(&[u8], impl Fn(DnsError) -> DnsError), DnsError> {
+    let bad = DnsError::BadRdata { rtype };
+    let window = msg
+        .get(..at + usize::from(len))
+        .ok_or(DnsError::Truncated)?;
+    Ok((
+        window,
+        move |e| if e == DnsError::Truncated { bad } else { e },
     ))
 }
 
 /// Reads the RDATA of `len` bytes at `at` (already checked to be within `msg`).
 fn read_rdata(msg: &[u8], at: usize, rtype: u16, len: u16) -> Result<RData, DnsError> {
     let bad = DnsError::BadRdata { rtype };
-    let end = at + usize::from(len);
-    // Names inside RDATA may point back anywhere before them, but their own labels must stay
-    // within RDLENGTH: read them from the message cut at the end of the RDATA.
-    let window = msg.get(..end).ok_or(DnsError::Truncated)?;
-    let inside = |e: DnsError| if e == DnsError::Truncated { bad } else { e };
+    let (window, inside) = rdata_window(msg, at, rtype, len)?;
     let mut c = Cursor::at(window, at);
     match rtype {
         rtype::A => {
@@ -1359,6 +1558,7 @@ mod tests {
             let _ = walk(&bytes);
             let _ = Name::read(&bytes, 0);
             let _ = Name::read(&bytes, 12);
+            crate::fuzzing::dns(&bytes);
         }
 
         #[test]
@@ -1380,6 +1580,8 @@ mod tests {
             }
             let _ = walk(&b);
             let _ = walk(&b[..cut.index(b.len() + 1)]);
+            crate::fuzzing::dns(&b);
+            crate::fuzzing::dns(&b[..cut.index(b.len() + 1)]);
         }
 
         #[test]

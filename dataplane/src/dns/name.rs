@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::ops::Range;
 use std::str::FromStr;
 
 use super::message::DnsError;
@@ -62,50 +63,8 @@ impl Name {
     /// byte above 63); [`DnsError::NameTooLong`] beyond 255 bytes of wire length.
     pub fn read(msg: &[u8], at: usize) -> Result<(Name, usize), DnsError> {
         let mut name = Name::root();
-        // Bytes this name may still be read from: everything before the last pointer followed.
-        let mut window = msg;
-        let mut pos = at;
-        let mut consumed = None;
-        // Running off the window but not the message means the name reached its own pointer.
-        let past_end = |window: &[u8]| {
-            if window.len() < msg.len() {
-                DnsError::ForwardPointer
-            } else {
-                DnsError::Truncated
-            }
-        };
-        loop {
-            let Some(&len) = window.get(pos) else {
-                return Err(past_end(window));
-            };
-            match len >> 6 {
-                0b00 if len == 0 => {
-                    // `pos >= at` until the first pointer, which sets `consumed`.
-                    let used = consumed.unwrap_or_else(|| pos + 1 - at);
-                    return Ok((name, used));
-                }
-                0b00 => {
-                    let start = pos + 1;
-                    let end = start + usize::from(len);
-                    let label = window.get(start..end).ok_or_else(|| past_end(window))?;
-                    name.push_label(label)?;
-                    pos = end;
-                }
-                0b11 => {
-                    let Some(&low) = window.get(pos + 1) else {
-                        return Err(past_end(window));
-                    };
-                    let target = usize::from(u16::from_be_bytes([len & 0x3f, low]));
-                    if target >= pos {
-                        return Err(DnsError::ForwardPointer);
-                    }
-                    consumed.get_or_insert_with(|| pos + 2 - at);
-                    window = window.get(..pos).ok_or(DnsError::Truncated)?;
-                    pos = target;
-                }
-                _ => return Err(DnsError::BadLabelType),
-            }
-        }
+        let used = walk(msg, at, |label| name.push_label(label))?;
+        Ok((name, used))
     }
 
     /// The name written as text, labels separated by dots; an optional trailing dot; `""` and
@@ -214,6 +173,127 @@ impl Name {
     fn ends(&self) -> &[u8] {
         self.ends.get(..usize::from(self.labels)).unwrap_or(&[])
     }
+}
+
+/// Follows the name at `at` of `msg` by the rules of [`Name::read`], calling `label` with each
+/// label in order (stopping at its first error). Returns the bytes the name takes at `at`.
+fn walk(
+    msg: &[u8],
+    at: usize,
+    mut label: impl FnMut(&[u8]) -> Result<(), DnsError>,
+) -> Result<usize, DnsError> {
+    // Bytes this name may still be read from: everything before the last pointer followed.
+    let mut window = msg;
+    let mut pos = at;
+    let mut consumed = None;
+    // Running off the window but not the message means the name reached its own pointer.
+    let past_end = |window: &[u8]| {
+        if window.len() < msg.len() {
+            DnsError::ForwardPointer
+        } else {
+            DnsError::Truncated
+        }
+    };
+    loop {
+        let Some(&len) = window.get(pos) else {
+            return Err(past_end(window));
+        };
+        match len >> 6 {
+            // `pos >= at` until the first pointer, which sets `consumed`.
+            0b00 if len == 0 => return Ok(consumed.unwrap_or_else(|| pos + 1 - at)),
+            0b00 => {
+                let start = pos + 1;
+                let end = start + usize::from(len);
+                label(window.get(start..end).ok_or_else(|| past_end(window))?)?;
+                pos = end;
+            }
+            0b11 => {
+                let Some(&low) = window.get(pos + 1) else {
+                    return Err(past_end(window));
+                };
+                let target = usize::from(u16::from_be_bytes([len & 0x3f, low]));
+                if target >= pos {
+                    return Err(DnsError::ForwardPointer);
+                }
+                consumed.get_or_insert_with(|| pos + 2 - at);
+                window = window.get(..pos).ok_or(DnsError::Truncated)?;
+                pos = target;
+            }
+            _ => return Err(DnsError::BadLabelType),
+        }
+    }
+}
+
+/// The text form of the name at `at` of `msg` (the bytes [`Name::as_bytes`] of what
+/// [`Name::read`] would return), appended to `out` without building a [`Name`]: the same
+/// checks, the same errors. Returns the bytes the name takes at `at` and where its text now is
+/// in `out`, or `None` if a label holds a `.` byte (the text would be ambiguous; nothing is
+/// appended then). Where the text is UTF-8, it is what [`Name::as_str`] gives. On error nothing
+/// is appended.
+pub fn read_text(
+    msg: &[u8],
+    at: usize,
+    out: &mut Vec<u8>,
+) -> Result<(usize, Option<Range<usize>>), DnsError> {
+    let start = out.len();
+    let mut dotted = false;
+    let used = walk(msg, at, |label| {
+        if out.len() > start {
+            out.push(b'.');
+        }
+        let from = out.len();
+        // The text form is the wire form less its first length byte and terminating zero.
+        if from - start + label.len() > MAX_TEXT_LEN {
+            return Err(DnsError::NameTooLong);
+        }
+        out.extend_from_slice(label);
+        for b in out.get_mut(from..).unwrap_or_default() {
+            dotted |= *b == b'.';
+            b.make_ascii_lowercase();
+        }
+        Ok(())
+    });
+    match used {
+        Ok(used) if !dotted => Ok((used, Some(start..out.len()))),
+        used => {
+            out.truncate(start);
+            used.map(|used| (used, None))
+        }
+    }
+}
+
+/// A name read as text by [`read_text`]: where it starts in the message, the bytes it takes
+/// there, and where its text is in the caller's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextName {
+    /// Its offset in the message.
+    pub at: usize,
+    /// The bytes it takes there.
+    pub used: usize,
+    /// Where its text is (`None`: a label holds a `.`).
+    pub text: Option<Range<usize>>,
+}
+
+/// [`read_text`], except that a name that is only a compression pointer to `known` (read
+/// earlier from the same message, and ending before this name) is not read again: it is the
+/// same name, with the same text. (Answers usually name their question this way.)
+pub fn read_text_known(
+    msg: &[u8],
+    at: usize,
+    out: &mut Vec<u8>,
+    known: Option<&TextName>,
+) -> Result<(usize, Option<Range<usize>>), DnsError> {
+    if let (Some(k), Some(&[len, low])) = (known, msg.get(at..at + 2)) {
+        // The pointed-at name lies wholly before the pointer, so reading it through the
+        // pointer's shrunk window gives what reading it in place gave.
+        if len >> 6 == 0b11
+            && usize::from(u16::from_be_bytes([len & 0x3f, low])) == k.at
+            && k.at + k.used <= at
+        {
+            return Ok((2, k.text.clone()));
+        }
+    }
+    read_text(msg, at, out)
 }
 
 impl Default for Name {

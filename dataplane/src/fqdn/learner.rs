@@ -17,13 +17,13 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::ops::Range;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
 
 use crate::counter::{Counter, Gauge};
-use crate::dns::message::{Message, RData, Record};
-use crate::dns::name::Name;
+use crate::dns::message::{DataText, DnsError, Message};
 use crate::fqdn::table::{EntryRules, FqdnMap, IpEntry, IpKey, Op, Replica};
 use crate::policy::Policy;
 
@@ -193,11 +193,35 @@ struct NameState {
 /// A CNAME chain: names from the question on, and the smallest TTL up to each.
 type Chain = Vec<(Arc<str>, u32)>;
 
+/// An answer record as the learner uses it: its owner (text in [`Scratch::text`]), TTL, and
+/// what it says.
+#[derive(Debug)]
+struct Rec {
+    owner: Option<Range<usize>>,
+    ttl: u32,
+    data: RecData,
+}
+
+#[derive(Debug)]
+enum RecData {
+    /// An address: A, AAAA, or one `ipv4hint`/`ipv6hint` of an SVCB/HTTPS record (one
+    /// record each).
+    Addr(IpAddr),
+    /// The canonical name's text.
+    Cname(Option<Range<usize>>),
+    /// Nothing the learner uses.
+    Other,
+}
+
 /// What learning one answer works with.
 #[derive(Debug, Default)]
 struct Scratch {
-    /// The answer records, each decoded once.
-    records: Vec<Record>,
+    /// The text of the answer's names (decompressed once each, nothing else copied).
+    text: Vec<u8>,
+    /// The question name's text.
+    question: Option<Range<usize>>,
+    /// The answer records, in order.
+    records: Vec<Rec>,
     chain: Chain,
     /// (chain position of the owner, address, TTL).
     addrs: Vec<(usize, IpAddr, u32)>,
@@ -205,8 +229,51 @@ struct Scratch {
 }
 
 impl Scratch {
+    /// Reads the question and the answer section of `m` (an error: the answer is malformed,
+    /// as is an answer without a question). Returns `false`, without reading the answers, if
+    /// the question name has no text form (no pattern can match it).
+    fn read(&mut self, m: &Message<'_>) -> Result<bool, DnsError> {
+        let question = m
+            .questions()
+            .next_text(&mut self.text)
+            .unwrap_or(Err(DnsError::CountMismatch))?;
+        self.question.clone_from(&question.text);
+        if self.question.is_none() {
+            return Ok(false);
+        }
+        let mut answers = m.answers();
+        while let Some(r) = answers.next_text(&mut self.text, Some(&question)) {
+            let r = r?;
+            let (owner, ttl) = (r.owner, r.ttl);
+            let mut push = |data| {
+                self.records.push(Rec {
+                    owner: owner.clone(),
+                    ttl,
+                    data,
+                });
+            };
+            match r.data {
+                DataText::A(a) => push(RecData::Addr(IpAddr::V4(a))),
+                DataText::Aaaa(a) => push(RecData::Addr(IpAddr::V6(a))),
+                DataText::Cname(t) => push(RecData::Cname(t)),
+                DataText::Svcb(s) => {
+                    for a in &s.ipv4hint {
+                        push(RecData::Addr(IpAddr::V4(*a)));
+                    }
+                    for a in &s.ipv6hint {
+                        push(RecData::Addr(IpAddr::V6(*a)));
+                    }
+                }
+                DataText::Other { .. } => push(RecData::Other),
+            }
+        }
+        Ok(true)
+    }
+
     /// Empties every list (keeping their room).
     fn clear(&mut self) {
+        self.text.clear();
+        self.question = None;
         self.records.clear();
         self.chain.clear();
         self.addrs.clear();
@@ -295,60 +362,38 @@ impl Learner {
         if !m.is_response() {
             return AnswerResult::Malformed;
         }
-        let question = match m.question() {
-            Ok(Some(q)) => q,
-            _ => return AnswerResult::Malformed,
-        };
-        let Some(qname) = name_text(&question.name) else {
-            return AnswerResult::NoMatch;
-        };
-        // The answer section is read once: every record's names are decompressed once.
         let mut scratch = std::mem::take(&mut self.scratch);
-        let result = if m
-            .answers()
-            .try_for_each(|r| r.map(|r| scratch.records.push(r)))
-            .is_ok()
-        {
-            self.learn_records(qname, &mut scratch, now)
-        } else {
-            AnswerResult::Malformed
+        let result = match scratch.read(&m) {
+            Ok(true) => self.learn_records(&mut scratch, now),
+            Ok(false) => AnswerResult::NoMatch,
+            Err(_) => AnswerResult::Malformed,
         };
         scratch.clear();
         self.scratch = scratch;
         result
     }
 
-    /// Learns what the answer records in `scratch` (of a response to `qname`) teach, using the
-    /// rest of `scratch` (empty).
-    fn learn_records(&mut self, qname: &str, scratch: &mut Scratch, now: u64) -> AnswerResult {
+    /// Learns what the answer read into `scratch` teaches.
+    fn learn_records(&mut self, scratch: &mut Scratch, now: u64) -> AnswerResult {
         let Scratch {
+            text,
+            question,
             records,
             chain,
             addrs,
             matching,
         } = scratch;
-        self.chain(qname, records, chain);
+        let Some(qname) = text_of(text, question) else {
+            return AnswerResult::NoMatch;
+        };
+        self.chain(qname, text, records, chain);
         // Addresses by the chain position of their owner.
         for r in records.iter() {
-            let push = |addrs: &mut Vec<_>, ip| {
-                let pos =
-                    name_text(&r.name).and_then(|o| chain.iter().position(|(n, _)| **n == *o));
-                if let Some(pos) = pos {
-                    addrs.push((pos, ip, r.ttl));
-                }
-            };
-            match &r.data {
-                RData::A(a) => push(addrs, IpAddr::V4(*a)),
-                RData::Aaaa(a) => push(addrs, IpAddr::V6(*a)),
-                RData::Svcb(s) => {
-                    for a in &s.ipv4hint {
-                        push(addrs, IpAddr::V4(*a));
-                    }
-                    for a in &s.ipv6hint {
-                        push(addrs, IpAddr::V6(*a));
-                    }
-                }
-                RData::Cname(_) | RData::Other { .. } => {}
+            let RecData::Addr(ip) = r.data else { continue };
+            let pos = bytes_of(text, &r.owner)
+                .and_then(|o| chain.iter().position(|(n, _)| n.as_bytes() == o));
+            if let Some(pos) = pos {
+                addrs.push((pos, ip, r.ttl));
             }
         }
         matching.extend(chain.iter().map(|(n, _)| self.policy.names.matches_any(n)));
@@ -378,16 +423,19 @@ impl Learner {
         }
     }
 
-    /// The CNAME chain from `qname` through the answer section, into `chain` (empty).
-    fn chain(&self, qname: &str, records: &[Record], chain: &mut Chain) {
+    /// The CNAME chain from `qname` through the answer `records` (names in `text`), into
+    /// `chain` (empty).
+    fn chain(&self, qname: &str, text: &[u8], records: &[Rec], chain: &mut Chain) {
         chain.push((self.interned(qname), u32::MAX));
         for _ in 0..self.limits.max_cname_chain {
             let Some((last, ttl)) = chain.last().map(|(n, t)| (Arc::clone(n), *t)) else {
                 break;
             };
             let next = records.iter().find_map(|r| match &r.data {
-                RData::Cname(target) if name_text(&r.name).is_some_and(|o| *o == *last) => {
-                    name_text(target).map(|t| (self.interned(t), r.ttl))
+                RecData::Cname(target)
+                    if bytes_of(text, &r.owner).is_some_and(|o| o == last.as_bytes()) =>
+                {
+                    text_of(text, target).map(|t| (self.interned(t), r.ttl))
                 }
                 _ => None,
             });
@@ -622,9 +670,15 @@ impl Learner {
     }
 }
 
-/// A name as patterns see it, if it has a text form.
-fn name_text(n: &Name) -> Option<&str> {
-    n.as_str()
+/// The text of a name read into `text`, if it has one.
+fn bytes_of<'t>(text: &'t [u8], name: &Option<Range<usize>>) -> Option<&'t [u8]> {
+    name.as_ref().and_then(|r| text.get(r.clone()))
+}
+
+/// The text of a name read into `text` as a string, if it is one (names that are not UTF-8
+/// match no pattern).
+fn text_of<'t>(text: &'t [u8], name: &Option<Range<usize>>) -> Option<&'t str> {
+    bytes_of(text, name).and_then(|b| std::str::from_utf8(b).ok())
 }
 
 #[cfg(test)]
