@@ -144,10 +144,20 @@ pub struct LearnerStats {
 /// An address's bindings.
 type Bindings = SmallVec<[Binding; 1]>;
 
+/// A name bound to an address until `expires`; `timer` is its item in the expiry order.
 #[derive(Debug, Clone)]
 struct Binding {
-    name: Arc<str>,
+    name: NameId,
+    timer: u32,
     expires: u64,
+}
+
+/// A learned name's place in [`Learner::names`].
+type NameId = u32;
+
+/// The expiry order's key of a binding: its expiry, then its timer (unique).
+fn expiry_key(expires: u64, timer: u32) -> u128 {
+    (u128::from(expires) << 64) | u128::from(timer)
 }
 
 /// One binding in a listing.
@@ -169,10 +179,18 @@ pub struct Learner {
     /// Each address's bindings, most recently learned first (most addresses have one, held
     /// in the map's own slot: no second cache miss to read it).
     by_ip: Map<IpKey, Bindings>,
-    by_name: Map<Arc<str>, NameState>,
-    /// (expiry, address, name) of every binding, earliest first: exactly one item per live
-    /// binding (moved when it is refreshed, removed with it), so its size is bounded by theirs.
-    expiries: BTreeSet<(u64, IpKey, Arc<str>)>,
+    /// Every learned name's id (bindings name their names by id: a name's text is hashed
+    /// once per answer, not at every step).
+    by_name: Map<Arc<str>, NameId>,
+    /// Learned names by id (`None`: a free id, in `free_names`).
+    names: Vec<Option<NameState>>,
+    free_names: Vec<NameId>,
+    /// [`expiry_key`] of every binding, earliest first: exactly one item per live binding
+    /// (moved when it is refreshed, removed with it), so its size is bounded by theirs.
+    expiries: BTreeSet<u128>,
+    /// The binding each timer stands for (address, name); `None`: a free timer.
+    timers: Vec<Option<(IpKey, NameId)>>,
+    free_timers: Vec<u32>,
     /// Addresses changed since the last commit (with repeats; commit sorts them out).
     dirty: Vec<IpKey>,
     /// What learning an answer works with, kept so that learning allocates nothing per
@@ -183,15 +201,37 @@ pub struct Learner {
     stats: Arc<LearnerStats>,
 }
 
-/// A learned name: its addresses, oldest first, and the rules its patterns match.
+/// A learned name: its text, its addresses, oldest first, and the rules its patterns match.
 #[derive(Debug)]
 struct NameState {
+    name: Arc<str>,
     ips: VecDeque<IpKey>,
     rules: Box<[u32]>,
 }
 
-/// A CNAME chain: names from the question on, and the smallest TTL up to each.
-type Chain = Vec<(Arc<str>, u32)>;
+/// One name of a CNAME chain.
+#[derive(Debug)]
+struct Link {
+    /// Its text in [`Scratch::text`].
+    text: Range<usize>,
+    /// The smallest TTL from the question up to it.
+    ttl: u32,
+    /// The name if some pattern matches it (only those are bound).
+    name: Option<LinkName>,
+}
+
+/// A chain name to bind.
+#[derive(Debug)]
+enum LinkName {
+    /// Learned already.
+    Known(NameId),
+    /// Not learned when the answer was read (an earlier binding of the same answer may have
+    /// learned it since).
+    New(Arc<str>),
+}
+
+/// A CNAME chain, from the question on.
+type Chain = Vec<Link>;
 
 /// An answer record as the learner uses it: its owner (text in [`Scratch::text`]), TTL, and
 /// what it says.
@@ -225,7 +265,6 @@ struct Scratch {
     chain: Chain,
     /// (chain position of the owner, address, TTL).
     addrs: Vec<(usize, IpAddr, u32)>,
-    matching: Vec<bool>,
 }
 
 impl Scratch {
@@ -277,7 +316,6 @@ impl Scratch {
         self.records.clear();
         self.chain.clear();
         self.addrs.clear();
-        self.matching.clear();
     }
 }
 
@@ -300,7 +338,11 @@ impl Learner {
             Learner {
                 by_ip: Map::with_capacity_and_hasher(limits.max_ips, Default::default()),
                 by_name: Map::with_capacity_and_hasher(limits.max_names, Default::default()),
+                names: Vec::new(),
+                free_names: Vec::new(),
                 expiries: BTreeSet::new(),
+                timers: Vec::new(),
+                free_timers: Vec::new(),
                 dirty: Vec::new(),
                 scratch: Scratch::default(),
                 limits,
@@ -342,8 +384,8 @@ impl Learner {
     /// survive; the next [`Learner::commit`] republishes every address).
     pub fn set_policy(&mut self, policy: Arc<Policy>) {
         self.policy = policy;
-        for (name, state) in &mut self.by_name {
-            state.rules = self.policy.names.matches(name).into_boxed_slice();
+        for state in self.names.iter_mut().flatten() {
+            state.rules = self.policy.names.matches(&state.name).into_boxed_slice();
         }
         self.dirty.extend(self.by_ip.keys().copied());
     }
@@ -381,27 +423,29 @@ impl Learner {
             records,
             chain,
             addrs,
-            matching,
         } = scratch;
-        let Some(qname) = text_of(text, question) else {
+        let Some(first) = question.clone().and_then(|q| self.link(text, q, u32::MAX)) else {
             return AnswerResult::NoMatch;
         };
-        self.chain(qname, text, records, chain);
+        chain.push(first);
+        self.chain(text, records, chain);
         // Addresses by the chain position of their owner.
         for r in records.iter() {
             let RecData::Addr(ip) = r.data else { continue };
-            let pos = bytes_of(text, &r.owner)
-                .and_then(|o| chain.iter().position(|(n, _)| n.as_bytes() == o));
+            let pos = bytes_of(text, &r.owner).and_then(|o| {
+                chain
+                    .iter()
+                    .position(|l| text.get(l.text.clone()) == Some(o))
+            });
             if let Some(pos) = pos {
                 addrs.push((pos, ip, r.ttl));
             }
         }
-        matching.extend(chain.iter().map(|(n, _)| self.policy.names.matches_any(n)));
         let mut bound = false;
         for &(pos, ip, ttl) in addrs.iter() {
             // The binding lives as long as every link from the question to the address (the
             // chain holds the smallest TTL up to each name).
-            let ttl = chain[pos].1.min(ttl);
+            let ttl = chain[pos].ttl.min(ttl);
             let life = (u64::from(ttl) * NANOS).clamp(
                 self.limits.min_ttl,
                 self.limits.max_ttl.max(self.limits.min_ttl),
@@ -409,11 +453,10 @@ impl Learner {
             let key = IpKey::new(ip);
             // Bound from the address's owner back to the question, so that the question name
             // is the most recent (listed first, and the one attributed to flows).
-            for j in (0..=pos).rev() {
-                if !matching[j] {
-                    continue;
+            for link in chain[..=pos].iter().rev() {
+                if let Some(name) = &link.name {
+                    bound |= self.bind(name, key, now.saturating_add(life));
                 }
-                bound |= self.bind(&chain[j].0, key, now.saturating_add(life));
             }
         }
         if bound {
@@ -423,101 +466,198 @@ impl Learner {
         }
     }
 
-    /// The CNAME chain from `qname` through the answer `records` (names in `text`), into
-    /// `chain` (empty).
-    fn chain(&self, qname: &str, text: &[u8], records: &[Rec], chain: &mut Chain) {
-        chain.push((self.interned(qname), u32::MAX));
+    /// Follows the CNAME chain from its first link (the question) through the answer
+    /// `records` (names in `text`).
+    fn chain(&self, text: &[u8], records: &[Rec], chain: &mut Chain) {
         for _ in 0..self.limits.max_cname_chain {
-            let Some((last, ttl)) = chain.last().map(|(n, t)| (Arc::clone(n), *t)) else {
+            let Some(last) = chain.last().and_then(|l| text.get(l.text.clone())) else {
                 break;
             };
+            let ttl = chain.last().map_or(u32::MAX, |l| l.ttl);
+            // The first CNAME of the last name whose target has a text form.
             let next = records.iter().find_map(|r| match &r.data {
-                RecData::Cname(target)
-                    if bytes_of(text, &r.owner).is_some_and(|o| o == last.as_bytes()) =>
-                {
-                    text_of(text, target).map(|t| (self.interned(t), r.ttl))
+                RecData::Cname(Some(target)) if bytes_of(text, &r.owner) == Some(last) => {
+                    self.link(text, target.clone(), ttl.min(r.ttl))
                 }
                 _ => None,
             });
-            let Some((target, cttl)) = next else { break };
-            if chain.iter().any(|(n, _)| *n == target) {
+            let Some(link) = next else { break };
+            let name = text.get(link.text.clone());
+            if chain.iter().any(|l| text.get(l.text.clone()) == name) {
                 break; // a CNAME loop: stop where it closes
             }
-            chain.push((target, ttl.min(cttl)));
+            chain.push(link);
         }
     }
 
-    /// The shared copy of a name already known, or a new one.
-    fn interned(&self, name: &str) -> Arc<str> {
-        self.by_name
-            .get_key_value(name)
-            .map_or_else(|| Arc::from(name), |(k, _)| Arc::clone(k))
+    /// The chain link for the name at `at` in `text`, if it is UTF-8: with the name to bind
+    /// if some pattern matches it (a learned name's rules say so without matching it again).
+    fn link(&self, text: &[u8], at: Range<usize>, ttl: u32) -> Option<Link> {
+        let name = std::str::from_utf8(text.get(at.clone())?).ok()?;
+        let name = match self.by_name.get(name) {
+            Some(&id) => self
+                .name(id)
+                .is_some_and(|n| !n.rules.is_empty())
+                .then_some(LinkName::Known(id)),
+            None => self
+                .policy
+                .names
+                .matches_any(name)
+                .then(|| LinkName::New(Arc::from(name))),
+        };
+        Some(Link {
+            text: at,
+            ttl,
+            name,
+        })
+    }
+
+    /// A learned name.
+    fn name(&self, id: NameId) -> Option<&NameState> {
+        self.names.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// The id of `name`, learned now if it was not (with its rules).
+    fn learn_name(&mut self, name: &Arc<str>) -> NameId {
+        if let Some(&id) = self.by_name.get(&**name) {
+            return id;
+        }
+        let state = NameState {
+            name: Arc::clone(name),
+            ips: VecDeque::new(),
+            rules: self.policy.names.matches(name).into_boxed_slice(),
+        };
+        let id = match self.free_names.pop() {
+            Some(id) => {
+                if let Some(slot) = self.names.get_mut(id as usize) {
+                    *slot = Some(state);
+                }
+                id
+            }
+            None => {
+                self.names.push(Some(state));
+                NameId::try_from(self.names.len() - 1).unwrap_or(NameId::MAX)
+            }
+        };
+        self.by_name.insert(Arc::clone(name), id);
+        id
+    }
+
+    /// Forgets a name that has no address left.
+    fn forget_name(&mut self, id: NameId) {
+        if let Some(state) = self.names.get_mut(id as usize).and_then(Option::take) {
+            self.by_name.remove(&state.name);
+            self.free_names.push(id);
+        }
+    }
+
+    /// A timer for the binding of `name` to `ip`.
+    fn new_timer(&mut self, ip: IpKey, name: NameId) -> u32 {
+        match self.free_timers.pop() {
+            Some(t) => {
+                if let Some(slot) = self.timers.get_mut(t as usize) {
+                    *slot = Some((ip, name));
+                }
+                t
+            }
+            None => {
+                self.timers.push(Some((ip, name)));
+                u32::try_from(self.timers.len() - 1).unwrap_or(u32::MAX)
+            }
+        }
+    }
+
+    /// Frees a binding's timer (its expiry item is the caller's).
+    fn free_timer(&mut self, t: u32) {
+        if let Some(slot) = self.timers.get_mut(t as usize) {
+            *slot = None;
+            self.free_timers.push(t);
+        }
     }
 
     /// Binds `name` to `ip` until `expires`. Returns whether a binding was made or refreshed.
-    fn bind(&mut self, name: &Arc<str>, ip: IpKey, expires: u64) -> bool {
-        let new_name = !self.by_name.contains_key(&**name);
+    fn bind(&mut self, name: &LinkName, ip: IpKey, expires: u64) -> bool {
+        let known = match name {
+            LinkName::Known(id) => Some(*id),
+            LinkName::New(n) => self.by_name.get(&**n).copied(),
+        };
         let new_ip = !self.by_ip.contains_key(&ip);
-        if (new_name && self.by_name.len() >= self.limits.max_names)
+        if (known.is_none() && self.by_name.len() >= self.limits.max_names)
             || (new_ip && self.by_ip.len() >= self.limits.max_ips)
         {
             self.stats.evictions[Eviction::TableCap as usize].inc();
             return false;
         }
+        let id = match (known, name) {
+            (Some(id), _) => id,
+            (None, LinkName::New(n)) => self.learn_name(n),
+            (None, LinkName::Known(id)) => *id,
+        };
         let bindings = self.by_ip.entry(ip).or_default();
-        match bindings.iter().position(|b| b.name == *name) {
-            Some(i) => {
-                // Refreshed: now the most recent binding of the address.
-                let mut b = bindings.remove(i);
-                if expires > b.expires {
-                    self.expiries.remove(&(b.expires, ip, Arc::clone(&b.name)));
-                    self.expiries.insert((expires, ip, Arc::clone(&b.name)));
-                    b.expires = expires;
-                }
-                bindings.insert(0, b);
+        if let Some(i) = bindings.iter().position(|b| b.name == id) {
+            // Refreshed: now the most recent binding of the address.
+            let mut b = bindings.remove(i);
+            if expires > b.expires {
+                self.expiries.remove(&expiry_key(b.expires, b.timer));
+                self.expiries.insert(expiry_key(expires, b.timer));
+                b.expires = expires;
             }
-            None => {
+            bindings.insert(0, b);
+        } else {
+            let timer = self.new_timer(ip, id);
+            if let Some(bindings) = self.by_ip.get_mut(&ip) {
                 bindings.insert(
                     0,
                     Binding {
-                        name: Arc::clone(name),
+                        name: id,
+                        timer,
                         expires,
                     },
                 );
-                self.expiries.insert((expires, ip, Arc::clone(name)));
-                let policy = &self.policy;
-                let state = self
-                    .by_name
-                    .entry(Arc::clone(name))
-                    .or_insert_with(|| NameState {
-                        ips: VecDeque::new(),
-                        rules: policy.names.matches(name).into_boxed_slice(),
-                    });
-                state.ips.push_back(ip);
-                if state.ips.len() > self.limits.max_ips_per_name {
-                    if let Some(oldest) = state.ips.pop_front() {
-                        self.stats.evictions[Eviction::PerNameCap as usize].inc();
-                        self.unbind(name, oldest);
-                    }
-                }
+            }
+            self.expiries.insert(expiry_key(expires, timer));
+            let per_name = self.limits.max_ips_per_name;
+            let oldest = self
+                .names
+                .get_mut(id as usize)
+                .and_then(Option::as_mut)
+                .and_then(|state| {
+                    state.ips.push_back(ip);
+                    (state.ips.len() > per_name)
+                        .then(|| state.ips.pop_front())
+                        .flatten()
+                });
+            if let Some(oldest) = oldest {
+                self.stats.evictions[Eviction::PerNameCap as usize].inc();
+                self.unbind(id, oldest);
             }
         }
         self.dirty.push(ip);
         true
     }
 
-    /// Removes the binding of `name` to `ip` (its name's address list is the caller's).
-    fn unbind(&mut self, name: &Arc<str>, ip: IpKey) {
-        if let Some(bs) = self.by_ip.get_mut(&ip) {
-            if let Some(b) = bs.iter().find(|b| b.name == *name) {
-                self.expiries.remove(&(b.expires, ip, Arc::clone(name)));
-            }
-            bs.retain(|b| b.name != *name);
+    /// Removes the binding of name `id` to `ip` and its timer (its name's address list is the
+    /// caller's); its expiry item too if `drop_item` (otherwise the caller took it).
+    fn unbind_inner(&mut self, id: NameId, ip: IpKey, drop_item: bool) {
+        let Some(bs) = self.by_ip.get_mut(&ip) else {
+            return;
+        };
+        if let Some(i) = bs.iter().position(|b| b.name == id) {
+            let b = bs.remove(i);
             if bs.is_empty() {
                 self.by_ip.remove(&ip);
             }
-            self.dirty.push(ip);
+            if drop_item {
+                self.expiries.remove(&expiry_key(b.expires, b.timer));
+            }
+            self.free_timer(b.timer);
         }
+        self.dirty.push(ip);
+    }
+
+    /// Removes the binding of name `id` to `ip` (its name's address list is the caller's).
+    fn unbind(&mut self, id: NameId, ip: IpKey) {
+        self.unbind_inner(id, ip, true);
     }
 
     fn update_gauges(&self) {
@@ -527,17 +667,30 @@ impl Learner {
 
     /// Removes the bindings whose TTL ran out by `now`.
     pub fn expire(&mut self, now: u64) {
-        while self.expiries.first().is_some_and(|(at, _, _)| *at <= now) {
-            let Some((_, ip, name)) = self.expiries.pop_first() else {
+        while self
+            .expiries
+            .first()
+            .is_some_and(|k| (k >> 64) <= u128::from(now))
+        {
+            let Some(key) = self.expiries.pop_first() else {
                 break;
             };
+            let timer = u32::try_from(key & u128::from(u32::MAX)).unwrap_or(u32::MAX);
+            let Some((ip, id)) = self.timers.get(timer as usize).copied().flatten() else {
+                continue;
+            };
             self.stats.evictions[Eviction::Ttl as usize].inc();
-            self.unbind(&name, ip);
-            if let Some(state) = self.by_name.get_mut(&name) {
-                state.ips.retain(|k| *k != ip);
-                if state.ips.is_empty() {
-                    self.by_name.remove(&name);
-                }
+            self.unbind_inner(id, ip, false);
+            let unused = self
+                .names
+                .get_mut(id as usize)
+                .and_then(Option::as_mut)
+                .is_some_and(|state| {
+                    state.ips.retain(|k| *k != ip);
+                    state.ips.is_empty()
+                });
+            if unused {
+                self.forget_name(id);
             }
         }
         self.update_gauges();
@@ -546,18 +699,15 @@ impl Learner {
     /// The entry worker tables get for `ip`, or `None` if it has no binding left.
     fn entry(&self, ip: &IpKey) -> Option<IpEntry> {
         let bs = self.by_ip.get(ip)?;
-        let rules_of = |b: &Binding| self.by_name.get(&b.name).map(|s| &s.rules);
+        let rules_of = |b: &Binding| self.name(b.name).map(|s| &s.rules);
         let rules: EntryRules = match bs.as_slice() {
             [b] => rules_of(b)
                 .map(|r| EntryRules::from_slice(r))
                 .unwrap_or_default(),
             _ => {
                 let mut rules = Vec::new();
-                for b in bs {
-                    match rules_of(b) {
-                        Some(r) => rules.extend_from_slice(r),
-                        None => self.policy.names.matches_into(&b.name, &mut rules),
-                    }
+                for r in bs.iter().filter_map(rules_of) {
+                    rules.extend_from_slice(r);
                 }
                 rules.sort_unstable();
                 rules.dedup();
@@ -565,7 +715,10 @@ impl Learner {
             }
         };
         Some(IpEntry {
-            names: bs.iter().map(|b| Arc::clone(&b.name)).collect(),
+            names: bs
+                .iter()
+                .filter_map(|b| self.name(b.name).map(|s| Arc::clone(&s.name)))
+                .collect(),
             expires: bs.iter().map(|b| b.expires).max().unwrap_or(0),
             rules,
             generation: self.policy.generation,
@@ -640,9 +793,11 @@ impl Learner {
             (
                 *ip,
                 bs.iter()
-                    .map(|b| BindingView {
-                        name: Arc::clone(&b.name),
-                        expires: b.expires,
+                    .filter_map(|b| {
+                        Some(BindingView {
+                            name: Arc::clone(&self.name(b.name)?.name),
+                            expires: b.expires,
+                        })
                     })
                     .collect(),
             )
@@ -655,7 +810,10 @@ impl Learner {
         if expires <= now || !self.policy.names.matches_any(name) {
             return false;
         }
-        let name = self.interned(name);
+        let name = match self.by_name.get(name) {
+            Some(&id) => LinkName::Known(id),
+            None => LinkName::New(Arc::from(name)),
+        };
         self.bind(&name, IpKey::new(ip), expires)
     }
 
@@ -673,12 +831,6 @@ impl Learner {
 /// The text of a name read into `text`, if it has one.
 fn bytes_of<'t>(text: &'t [u8], name: &Option<Range<usize>>) -> Option<&'t [u8]> {
     name.as_ref().and_then(|r| text.get(r.clone()))
-}
-
-/// The text of a name read into `text` as a string, if it is one (names that are not UTF-8
-/// match no pattern).
-fn text_of<'t>(text: &'t [u8], name: &Option<Range<usize>>) -> Option<&'t str> {
-    bytes_of(text, name).and_then(|b| std::str::from_utf8(b).ok())
 }
 
 #[cfg(test)]
@@ -932,10 +1084,19 @@ mod tests {
             );
             let bindings: usize = l.by_ip.values().map(SmallVec::len).sum();
             assert_eq!(l.expiries.len(), bindings, "after answer {i}");
+            let timers = l.timers.iter().flatten().count();
+            assert_eq!(timers, bindings, "after answer {i}");
+            let names = l.names.iter().flatten().count();
+            assert_eq!((l.by_name.len(), names), (names, 10.min(i as usize + 1)));
         }
         assert!(l.stats().evictions[Eviction::PerNameCap as usize].get() > 0);
         l.expire(u64::MAX);
         assert!(l.is_empty() && l.expiries.is_empty() && l.by_name.is_empty());
+        assert!(l.timers.iter().all(Option::is_none) && l.names.iter().all(Option::is_none));
+        assert_eq!(
+            (l.free_timers.len(), l.free_names.len()),
+            (l.timers.len(), 10)
+        );
     }
 
     #[test]
