@@ -15,7 +15,7 @@
 //!   and `max_ips` addresses in all (beyond, new ones are refused); each eviction or refusal is
 //!   counted by reason.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use smallvec::SmallVec;
 use crate::counter::{Counter, Gauge};
 use crate::dns::message::{DataText, DnsError, Message};
 use crate::fqdn::table::{EntryRules, FqdnMap, IpEntry, IpKey, Op, Replica};
+use crate::fqdn::wheel::Wheel;
 use crate::policy::Policy;
 
 const NANOS: u64 = 1_000_000_000;
@@ -144,7 +145,7 @@ pub struct LearnerStats {
 /// An address's bindings.
 type Bindings = SmallVec<[Binding; 1]>;
 
-/// A name bound to an address until `expires`; `timer` is its item in the expiry order.
+/// A name bound to an address until `expires`; `timer` is its timer in [`Learner::expiries`].
 #[derive(Debug, Clone)]
 struct Binding {
     name: NameId,
@@ -154,11 +155,6 @@ struct Binding {
 
 /// A learned name's place in [`Learner::names`].
 type NameId = u32;
-
-/// The expiry order's key of a binding: its expiry, then its timer (unique).
-fn expiry_key(expires: u64, timer: u32) -> u128 {
-    (u128::from(expires) << 64) | u128::from(timer)
-}
 
 /// One binding in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,12 +181,12 @@ pub struct Learner {
     /// Learned names by id (`None`: a free id, in `free_names`).
     names: Vec<Option<NameState>>,
     free_names: Vec<NameId>,
-    /// [`expiry_key`] of every binding, earliest first: exactly one item per live binding
-    /// (moved when it is refreshed, removed with it), so its size is bounded by theirs.
-    expiries: BTreeSet<u128>,
-    /// The binding each timer stands for (address, name); `None`: a free timer.
-    timers: Vec<Option<(IpKey, NameId)>>,
-    free_timers: Vec<u32>,
+    /// A timer per binding, carrying its address and name: exactly one per live binding
+    /// (moved when it is refreshed, removed with it), so their number is bounded by theirs.
+    /// Setting, moving and removing one is O(1).
+    expiries: Wheel<(IpKey, NameId)>,
+    /// Bindings found expired, being removed.
+    expired: Vec<(IpKey, NameId)>,
     /// Addresses changed since the last commit (with repeats; commit sorts them out).
     dirty: Vec<IpKey>,
     /// What learning an answer works with, kept so that learning allocates nothing per
@@ -340,9 +336,8 @@ impl Learner {
                 by_name: Map::with_capacity_and_hasher(limits.max_names, Default::default()),
                 names: Vec::new(),
                 free_names: Vec::new(),
-                expiries: BTreeSet::new(),
-                timers: Vec::new(),
-                free_timers: Vec::new(),
+                expiries: Wheel::default(),
+                expired: Vec::new(),
                 dirty: Vec::new(),
                 scratch: Scratch::default(),
                 limits,
@@ -551,30 +546,6 @@ impl Learner {
         }
     }
 
-    /// A timer for the binding of `name` to `ip`.
-    fn new_timer(&mut self, ip: IpKey, name: NameId) -> u32 {
-        match self.free_timers.pop() {
-            Some(t) => {
-                if let Some(slot) = self.timers.get_mut(t as usize) {
-                    *slot = Some((ip, name));
-                }
-                t
-            }
-            None => {
-                self.timers.push(Some((ip, name)));
-                u32::try_from(self.timers.len() - 1).unwrap_or(u32::MAX)
-            }
-        }
-    }
-
-    /// Frees a binding's timer (its expiry item is the caller's).
-    fn free_timer(&mut self, t: u32) {
-        if let Some(slot) = self.timers.get_mut(t as usize) {
-            *slot = None;
-            self.free_timers.push(t);
-        }
-    }
-
     /// Binds `name` to `ip` until `expires`. Returns whether a binding was made or refreshed.
     fn bind(&mut self, name: &LinkName, ip: IpKey, expires: u64) -> bool {
         let known = match name {
@@ -598,24 +569,20 @@ impl Learner {
             // Refreshed: now the most recent binding of the address.
             let mut b = bindings.remove(i);
             if expires > b.expires {
-                self.expiries.remove(&expiry_key(b.expires, b.timer));
-                self.expiries.insert(expiry_key(expires, b.timer));
+                self.expiries.set(b.timer, expires);
                 b.expires = expires;
             }
             bindings.insert(0, b);
         } else {
-            let timer = self.new_timer(ip, id);
-            if let Some(bindings) = self.by_ip.get_mut(&ip) {
-                bindings.insert(
-                    0,
-                    Binding {
-                        name: id,
-                        timer,
-                        expires,
-                    },
-                );
-            }
-            self.expiries.insert(expiry_key(expires, timer));
+            let timer = self.expiries.insert(expires, (ip, id));
+            bindings.insert(
+                0,
+                Binding {
+                    name: id,
+                    timer,
+                    expires,
+                },
+            );
             let per_name = self.limits.max_ips_per_name;
             let oldest = self
                 .names
@@ -636,9 +603,9 @@ impl Learner {
         true
     }
 
-    /// Removes the binding of name `id` to `ip` and its timer (its name's address list is the
-    /// caller's); its expiry item too if `drop_item` (otherwise the caller took it).
-    fn unbind_inner(&mut self, id: NameId, ip: IpKey, drop_item: bool) {
+    /// Removes the binding of name `id` to `ip` (its name's address list is the caller's), and
+    /// its timer if `drop_timer` (otherwise the timer went off).
+    fn unbind_inner(&mut self, id: NameId, ip: IpKey, drop_timer: bool) {
         let Some(bs) = self.by_ip.get_mut(&ip) else {
             return;
         };
@@ -647,10 +614,9 @@ impl Learner {
             if bs.is_empty() {
                 self.by_ip.remove(&ip);
             }
-            if drop_item {
-                self.expiries.remove(&expiry_key(b.expires, b.timer));
+            if drop_timer {
+                self.expiries.remove(b.timer);
             }
-            self.free_timer(b.timer);
         }
         self.dirty.push(ip);
     }
@@ -667,18 +633,9 @@ impl Learner {
 
     /// Removes the bindings whose TTL ran out by `now`.
     pub fn expire(&mut self, now: u64) {
-        while self
-            .expiries
-            .first()
-            .is_some_and(|k| (k >> 64) <= u128::from(now))
-        {
-            let Some(key) = self.expiries.pop_first() else {
-                break;
-            };
-            let timer = u32::try_from(key & u128::from(u32::MAX)).unwrap_or(u32::MAX);
-            let Some((ip, id)) = self.timers.get(timer as usize).copied().flatten() else {
-                continue;
-            };
+        let mut expired = std::mem::take(&mut self.expired);
+        self.expiries.due(now, &mut expired);
+        for &(ip, id) in &expired {
             self.stats.evictions[Eviction::Ttl as usize].inc();
             self.unbind_inner(id, ip, false);
             let unused = self
@@ -693,6 +650,8 @@ impl Learner {
                 self.forget_name(id);
             }
         }
+        expired.clear();
+        self.expired = expired;
         self.update_gauges();
     }
 
@@ -1084,19 +1043,14 @@ mod tests {
             );
             let bindings: usize = l.by_ip.values().map(SmallVec::len).sum();
             assert_eq!(l.expiries.len(), bindings, "after answer {i}");
-            let timers = l.timers.iter().flatten().count();
-            assert_eq!(timers, bindings, "after answer {i}");
             let names = l.names.iter().flatten().count();
             assert_eq!((l.by_name.len(), names), (names, 10.min(i as usize + 1)));
         }
         assert!(l.stats().evictions[Eviction::PerNameCap as usize].get() > 0);
         l.expire(u64::MAX);
         assert!(l.is_empty() && l.expiries.is_empty() && l.by_name.is_empty());
-        assert!(l.timers.iter().all(Option::is_none) && l.names.iter().all(Option::is_none));
-        assert_eq!(
-            (l.free_timers.len(), l.free_names.len()),
-            (l.timers.len(), 10)
-        );
+        assert!(l.names.iter().all(Option::is_none));
+        assert_eq!(l.free_names.len(), 10);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod names;
 pub mod reasm;
 pub mod snoop;
 pub mod table;
+pub mod wheel;
 
 pub use learner::{AnswerResult, BindingView, Eviction, Learner, LearnerStats, Limits};
 pub use names::NameMatcher;
