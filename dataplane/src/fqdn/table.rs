@@ -178,6 +178,17 @@ impl FqdnMap {
             }
         }
     }
+
+    fn apply_owned(&mut self, op: Op) {
+        match op {
+            Op::Put(k, e) => {
+                self.map.insert(k, e);
+            }
+            Op::Remove(k) => {
+                self.map.remove(&k);
+            }
+        }
+    }
 }
 
 /// Changes kept before a stalled worker's copy is rebuilt from scratch instead.
@@ -194,8 +205,9 @@ pub struct Replica {
     latest: u64,
     /// The version of the copy last sent to the worker.
     sent: u64,
-    /// The log overflowed: the spare must be rebuilt from a full listing.
-    resync: bool,
+    /// Copies still to be rebuilt from a full listing since the log overflowed: both (the
+    /// log lost changes that either may lack), then the other one.
+    resync: u8,
     /// Changes kept at most.
     max_log: usize,
 }
@@ -220,7 +232,7 @@ impl Replica {
                 log: VecDeque::new(),
                 latest: 0,
                 sent: 0,
-                resync: false,
+                resync: 0,
                 max_log,
             },
             Box::new(FqdnMap::with_capacity(capacity)),
@@ -235,14 +247,15 @@ impl Replica {
     /// Records a change (numbered `version`, shared by all replicas of one commit).
     pub fn record(&mut self, version: u64, op: Op) {
         self.latest = self.latest.max(version);
-        if self.resync {
-            return;
+        if self.resync == 2 {
+            return; // both copies will be rebuilt: nothing needs the change logged
         }
         if self.log.len() >= self.max_log {
             // The worker has not handed its copy back for a very long time: stop logging and
-            // rebuild its next copy from the full table instead.
+            // rebuild both copies from the full table instead, one at each publication (the
+            // first one rebuilt needs the log again from then on).
             self.log.clear();
-            self.resync = true;
+            self.resync = 2;
             return;
         }
         self.log.push_back((version, op));
@@ -250,7 +263,7 @@ impl Replica {
 
     /// Whether the next copy must be rebuilt from a full listing (the log overflowed).
     pub fn needs_full(&self) -> bool {
-        self.resync
+        self.resync > 0
     }
 
     /// Whether the worker's copy lacks changes.
@@ -268,19 +281,27 @@ impl Replica {
             return None;
         }
         let mut copy = self.spare.take()?;
-        if self.resync {
+        if self.resync > 0 {
             copy.map.clear();
             copy.map.extend(full());
-            self.resync = false;
+            self.resync -= 1;
         } else {
             let have = copy.version;
-            let pending = || self.log.iter().filter(move |(v, _)| *v > have);
             // Look every address up first: the lookups do not depend on each other, so the CPU
             // overlaps their cache misses, and the changes that follow find their lines cached.
-            for (_, op) in pending() {
+            for (_, op) in self.log.iter().filter(|(v, _)| *v > have) {
                 std::hint::black_box(copy.map.get(op.key()));
             }
-            for (_, op) in pending() {
+            // Changes the worker's copy has already are applied here for the last time: they
+            // leave the log, their entries moved, not shared (no reference count to touch).
+            while self.log.front().is_some_and(|(v, _)| *v <= self.sent) {
+                if let Some((v, op)) = self.log.pop_front() {
+                    if v > have {
+                        copy.apply_owned(op);
+                    }
+                }
+            }
+            for (_, op) in &self.log {
                 copy.apply(op);
             }
         }
@@ -416,10 +437,47 @@ mod tests {
         for i in 1..=5 {
             r.record(i, Op::Put(key(u32::try_from(i).unwrap()), entry("x")));
         }
-        assert!(r.resync);
+        assert!(r.needs_full());
         assert_eq!(r.log_len(), 0);
         let copy = r.publish(|| vec![(key(9), entry("x"))]).unwrap();
         assert_eq!((copy.len(), copy.version()), (1, 5));
         assert!(copy.get(&key(9)).is_some());
+    }
+
+    #[test]
+    fn after_an_overflow_both_copies_are_rebuilt() {
+        let (mut r, mut worker) = Replica::with_max_log(4, 0);
+        let table = |n: u32| move || (1..=n).map(|i| (key(i), entry("x"))).collect();
+        r.record(1, Op::Put(key(1), entry("x")));
+        // Sent, but the worker stalls before swapping it in.
+        let sent = r.publish(table(1)).unwrap();
+        for i in 2..=7 {
+            r.record(i, Op::Put(key(u32::try_from(i).unwrap()), entry("x")));
+        }
+        assert!(r.needs_full());
+        // The worker wakes: swaps in version 1, gives back version 0.
+        let old = swap(&mut worker, sent);
+        r.returned(old);
+        let old = swap(&mut worker, r.publish(table(7)).unwrap());
+        assert_eq!(worker.len(), 7);
+        r.returned(old);
+        r.record(8, Op::Put(key(8), entry("x")));
+        // The copy given back (version 1) lacks changes the overflow dropped from the log: it
+        // is rebuilt too, then both copies follow the log again.
+        assert!(r.needs_full());
+        let old = swap(&mut worker, r.publish(table(8)).unwrap());
+        assert_eq!((worker.len(), worker.version()), (8, 8));
+        r.returned(old);
+        assert!(!r.needs_full());
+        r.record(9, Op::Remove(key(1)));
+        let old = swap(&mut worker, r.publish(table(0)).unwrap());
+        assert_eq!((worker.len(), worker.version()), (7, 9));
+        r.returned(old);
+        let copy = r.publish(table(0)).unwrap_or_else(|| {
+            r.record(10, Op::Remove(key(2)));
+            r.publish(table(0)).unwrap()
+        });
+        assert_eq!((copy.len(), copy.version()), (6, 10));
+        assert_eq!(r.log_len(), 1, "change 10 only: change 9 is in both copies");
     }
 }
