@@ -254,12 +254,21 @@ pub fn dns(data: &[u8]) {
             (r, t) => panic!("read {r:?}, as text {t:?}"),
         };
         let text = |x: Option<std::ops::Range<usize>>| x.and_then(|x| utf8(&buf[x]));
+        let bytes = |x: &Option<std::ops::Range<usize>>| x.clone().map(|x| buf[x].to_vec());
         assert_eq!(text(t.owner.clone()).as_deref(), r.name.as_str());
+        if t.owner.is_some() {
+            assert_eq!(bytes(&t.owner).as_deref(), Some(r.name.as_bytes()));
+        }
         assert_eq!((t.rtype, t.class, t.ttl), (r.rtype, r.class, r.ttl));
         match (&r.data, t.data) {
             (RData::A(a), DataText::A(b)) => assert_eq!(*a, b),
             (RData::Aaaa(a), DataText::Aaaa(b)) => assert_eq!(*a, b),
-            (RData::Cname(n), DataText::Cname(x)) => assert_eq!(n.as_str(), text(x).as_deref()),
+            (RData::Cname(n), DataText::Cname(x)) => {
+                if x.is_some() {
+                    assert_eq!(bytes(&x).as_deref(), Some(n.as_bytes()));
+                }
+                assert_eq!(n.as_str(), text(x).as_deref());
+            }
             (RData::Svcb(s), DataText::Svcb(b)) => assert_eq!(*s, *b),
             (RData::Other { rtype, len }, DataText::Other { rtype: t, len: l }) => {
                 assert_eq!((*rtype, *len), (t, l));

@@ -14,7 +14,9 @@
 //! anything that makes a field ambiguous (see [`DnsError`]).
 //!
 //! No allocation happens here except for the SvcParam address hints of SVCB/HTTPS records
-//! ([`Svcb`]), which are read on the control thread, and in the test-message writer [`build`].
+//! ([`Svcb`], boxed in [`DataText`]), which are read on the control thread, the caller's text
+//! buffer growing when names are read as text ([`Records::next_text`]), and in the
+//! test-message writer [`build`].
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;

@@ -275,8 +275,9 @@ pub struct TextName {
 }
 
 /// [`read_text`], except that a name that is only a compression pointer to `known` (read
-/// earlier from the same message, and ending before this name) is not read again: it is the
-/// same name, with the same text. (Answers usually name their question this way.)
+/// earlier from the same message into the same `out`, and ending before this name) is not
+/// read again: it is the same name, with the same text. (Answers usually name their question
+/// this way.)
 pub fn read_text_known(
     msg: &[u8],
     at: usize,

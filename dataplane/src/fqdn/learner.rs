@@ -175,8 +175,8 @@ pub struct Learner {
     /// Each address's bindings, most recently learned first (most addresses have one, held
     /// in the map's own slot: no second cache miss to read it).
     by_ip: Map<IpKey, Bindings>,
-    /// Every learned name's id (bindings name their names by id: a name's text is hashed
-    /// once per answer, not at every step).
+    /// Every learned name's id. Bindings name their names by id: a learned name's text is
+    /// hashed once per answer (to find its id), not at every step.
     by_name: Map<Arc<str>, NameId>,
     /// Learned names by id (`None`: a free id, in `free_names`).
     names: Vec<Option<NameState>>,
@@ -266,15 +266,16 @@ struct Scratch {
 impl Scratch {
     /// Reads the question and the answer section of `m` (an error: the answer is malformed,
     /// as is an answer without a question). Returns `false`, without reading the answers, if
-    /// the question name has no text form (no pattern can match it).
+    /// the question name has no text form (no pattern can match it: a label holds a `.`, or
+    /// it is not UTF-8).
     fn read(&mut self, m: &Message<'_>) -> Result<bool, DnsError> {
         let question = m
             .questions()
             .next_text(&mut self.text)
             .unwrap_or(Err(DnsError::CountMismatch))?;
         self.question.clone_from(&question.text);
-        if self.question.is_none() {
-            return Ok(false);
+        if text_of(&self.text, &self.question).is_none() {
+            return Ok(false); // no text form (not UTF-8, or a label holds a '.')
         }
         let mut answers = m.answers();
         while let Some(r) = answers.next_text(&mut self.text, Some(&question)) {
@@ -512,11 +513,8 @@ impl Learner {
         self.names.get(id as usize).and_then(Option::as_ref)
     }
 
-    /// The id of `name`, learned now if it was not (with its rules).
-    fn learn_name(&mut self, name: &Arc<str>) -> NameId {
-        if let Some(&id) = self.by_name.get(&**name) {
-            return id;
-        }
+    /// Learns `name` (not learned yet: the caller looked), with its rules; returns its id.
+    fn add_name(&mut self, name: &Arc<str>) -> NameId {
         let state = NameState {
             name: Arc::clone(name),
             ips: VecDeque::new(),
@@ -561,7 +559,7 @@ impl Learner {
         }
         let id = match (known, name) {
             (Some(id), _) => id,
-            (None, LinkName::New(n)) => self.learn_name(n),
+            (None, LinkName::New(n)) => self.add_name(n),
             (None, LinkName::Known(id)) => *id,
         };
         let bindings = self.by_ip.entry(ip).or_default();
@@ -724,7 +722,7 @@ impl Learner {
     /// The next table for worker `w`, if it lacks changes and has given its previous one back.
     pub fn publish(&mut self, w: usize) -> Option<Box<FqdnMap>> {
         let replica = self.replicas.get(w)?;
-        if !replica.behind() {
+        if !replica.behind() || !replica.has_spare() {
             return None;
         }
         if replica.needs_full() {
@@ -785,6 +783,11 @@ impl Learner {
     pub fn is_empty(&self) -> bool {
         self.by_ip.is_empty()
     }
+}
+
+/// The text of a name read into `text` as a string, if it has one and it is UTF-8.
+fn text_of<'t>(text: &'t [u8], name: &Option<Range<usize>>) -> Option<&'t str> {
+    bytes_of(text, name).and_then(|b| std::str::from_utf8(b).ok())
 }
 
 /// The text of a name read into `text`, if it has one.
@@ -877,6 +880,21 @@ mod tests {
         assert_eq!(l.learn(&msg, 0), AnswerResult::NoMatch);
         assert!(l.is_empty());
         assert_eq!(l.learn(b"\x00\x01", 0), AnswerResult::Malformed);
+    }
+
+    #[test]
+    fn a_question_without_text_is_no_match_whatever_its_answers() {
+        let mut l = learner("");
+        // Question `a\xffb` (not UTF-8); its one answer is an A record of 5 bytes.
+        let msg = [
+            0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, // header
+            3, b'a', 0xff, b'b', 0, 0, 1, 0, 1, // question
+            0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 5, 1, 2, 3, 4, 5, // answer
+        ];
+        assert_eq!(l.learn(&msg, 0), AnswerResult::NoMatch);
+        let mut fixed = msg;
+        fixed[14] = b'x';
+        assert_eq!(l.learn(&fixed, 0), AnswerResult::Malformed);
     }
 
     #[test]

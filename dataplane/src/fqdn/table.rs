@@ -271,6 +271,11 @@ impl Replica {
         self.sent < self.latest
     }
 
+    /// Whether control holds the spare (the worker gave its previous copy back).
+    pub fn has_spare(&self) -> bool {
+        self.spare.is_some()
+    }
+
     /// The next copy for the worker, if it lacks changes and control holds the spare. `full`
     /// lists every entry, used only after the log overflowed.
     pub fn publish<F>(&mut self, full: F) -> Option<Box<FqdnMap>>

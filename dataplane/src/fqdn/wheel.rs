@@ -1,6 +1,9 @@
 //! The learner's expiry order: a hierarchical timing wheel (Varghese and Lauck, 1987; the
 //! layout of the Linux kernel's and tokio's timers). Inserting, moving and removing a timer
-//! cost O(1) whatever the number of timers; [`Wheel::due`] costs O(timers due + levels).
+//! cost O(1) whatever the number of timers. [`Wheel::due`] costs O(levels) per occupied slot it
+//! passes, plus each timer's moves down the levels (at most one per level over its life,
+//! amortised), plus the timers of the current tick, which it looks through at every call
+//! (those due within the same ~1 ms).
 //!
 //! Time is counted in ticks of 2^20 ns (about 1 ms). Each of [`LEVELS`] levels has 64 slots;
 //! a slot of level `l` spans 64^l ticks. A timer lies in the level of the highest 6-bit group
@@ -11,9 +14,10 @@
 //! in is looked through timer by timer, so that a timer is due exactly when its time (in ns)
 //! is at most `now`, never a tick early or late.
 //!
-//! Invariant (checked by the tests against a sorted reference): every timer of a level above
-//! 0 lies in a slot that starts after `elapsed`, so the lowest occupied level holds the
-//! earliest timers and a slot's start is found from `elapsed` alone.
+//! Invariant (checked by the tests against a sorted reference): a timer of level `l` shares
+//! the 6-bit groups above `l` with `elapsed`, and its group `l` is larger (at level 0: larger
+//! or equal). So the lowest occupied level holds the earliest timers, and a slot's start is
+//! found from `elapsed` alone.
 
 /// Levels: 8 x 6 bits of ticks cover 2^48 ticks (a `u64` of ns has 2^44).
 pub const LEVELS: usize = 8;
