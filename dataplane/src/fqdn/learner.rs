@@ -327,7 +327,8 @@ impl Learner {
     ) -> (Learner, Vec<Box<FqdnMap>>) {
         // Every table is sized for the configured bounds up front: growing a large map on the
         // control thread stalls it (and every held answer) for tens of milliseconds. The
-        // memory is reserved now and touched as entries arrive.
+        // memory is reserved now and touched as entries arrive. (The expiry timers, one per
+        // binding, grow in chunks that are never copied.)
         let (replicas, maps): (Vec<Replica>, Vec<Box<FqdnMap>>) = (0..workers.max(1))
             .map(|_| Replica::with_capacity(limits.max_ips))
             .unzip();
@@ -335,8 +336,8 @@ impl Learner {
             Learner {
                 by_ip: Map::with_capacity_and_hasher(limits.max_ips, Default::default()),
                 by_name: Map::with_capacity_and_hasher(limits.max_names, Default::default()),
-                names: Vec::new(),
-                free_names: Vec::new(),
+                names: Vec::with_capacity(limits.max_names),
+                free_names: Vec::with_capacity(limits.max_names),
                 expiries: Wheel::default(),
                 expired: Vec::new(),
                 dirty: Vec::new(),
@@ -373,6 +374,10 @@ impl Learner {
             .reserve(limits.max_ips.saturating_sub(self.by_ip.len()));
         self.by_name
             .reserve(limits.max_names.saturating_sub(self.by_name.len()));
+        self.names
+            .reserve(limits.max_names.saturating_sub(self.names.len()));
+        self.free_names
+            .reserve(limits.max_names.saturating_sub(self.free_names.len()));
         self.limits = limits;
     }
 

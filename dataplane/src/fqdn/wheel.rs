@@ -26,6 +26,8 @@ const SLOTS: usize = 1 << SLOT_BITS;
 /// A tick is 2^20 ns.
 const TICK_SHIFT: u32 = 20;
 const NIL: u32 = u32::MAX;
+/// Timers per slab chunk.
+const CHUNK: usize = 4096;
 
 /// A timer (a slab node).
 #[derive(Debug, Clone)]
@@ -43,7 +45,9 @@ struct Node<T> {
 /// Timers carrying a `T` each (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct Wheel<T> {
-    nodes: Vec<Node<T>>,
+    /// The timers, in chunks of [`CHUNK`] (timer `id` is node `id % CHUNK` of chunk
+    /// `id / CHUNK`).
+    nodes: Vec<Vec<Node<T>>>,
     free: Vec<u32>,
     heads: [[u32; SLOTS]; LEVELS],
     /// Bit `s` of `occupied[l]`: slot `s` of level `l` has timers.
@@ -88,14 +92,24 @@ impl<T: Copy> Wheel<T> {
         };
         let id = match self.free.pop() {
             Some(id) => {
-                if let Some(n) = self.nodes.get_mut(id as usize) {
+                if let Some(n) = self.node_mut(id) {
                     *n = node;
                 }
                 id
             }
             None => {
-                self.nodes.push(node);
-                u32::try_from(self.nodes.len() - 1).unwrap_or(NIL)
+                // A new chunk when the last is full: growing never moves the timers (a
+                // doubling vector would copy them all at once, stalling the control thread
+                // for milliseconds at a million timers).
+                if self.nodes.last().is_none_or(|c| c.len() == CHUNK) {
+                    self.nodes.push(Vec::with_capacity(CHUNK));
+                }
+                let chunks = self.nodes.len();
+                let Some(last) = self.nodes.last_mut() else {
+                    return NIL;
+                };
+                last.push(node);
+                u32::try_from((chunks - 1) * CHUNK + last.len() - 1).unwrap_or(NIL)
             }
         };
         self.len += 1;
@@ -109,7 +123,7 @@ impl<T: Copy> Wheel<T> {
             return;
         }
         self.unlink(id);
-        if let Some(n) = self.nodes.get_mut(id as usize) {
+        if let Some(n) = self.node_mut(id) {
             n.at = at;
         }
         self.link(id);
@@ -124,7 +138,7 @@ impl<T: Copy> Wheel<T> {
 
     /// When timer `id` is due and what it carries.
     pub fn get(&self, id: u32) -> Option<(u64, T)> {
-        let n = self.nodes.get(id as usize)?;
+        let n = self.node(id)?;
         n.value.map(|v| (n.at, v))
     }
 
@@ -139,7 +153,7 @@ impl<T: Copy> Wheel<T> {
             if level == 0 && start == now_tick {
                 // The tick `now` is in: only the timers due by `now` go.
                 let mut id = self.heads[0][slot];
-                while let Some(n) = self.nodes.get(id as usize) {
+                while let Some(n) = self.node(id) {
                     let (next, at) = (n.next, n.at);
                     if at <= now {
                         self.unlink(id);
@@ -152,7 +166,7 @@ impl<T: Copy> Wheel<T> {
             self.elapsed = start;
             let mut id = std::mem::replace(&mut self.heads[level][slot], NIL);
             self.occupied[level] &= !(1 << slot);
-            while let Some(next) = self.nodes.get(id as usize).map(|n| n.next) {
+            while let Some(next) = self.node(id).map(|n| n.next) {
                 if level == 0 {
                     out.extend(self.release(id));
                 } else {
@@ -164,13 +178,23 @@ impl<T: Copy> Wheel<T> {
         self.elapsed = self.elapsed.max(now_tick);
     }
 
+    fn node(&self, id: u32) -> Option<&Node<T>> {
+        let id = id as usize;
+        self.nodes.get(id / CHUNK)?.get(id % CHUNK)
+    }
+
+    fn node_mut(&mut self, id: u32) -> Option<&mut Node<T>> {
+        let id = id as usize;
+        self.nodes.get_mut(id / CHUNK)?.get_mut(id % CHUNK)
+    }
+
     fn value(&self, id: u32) -> Option<T> {
-        self.nodes.get(id as usize).and_then(|n| n.value)
+        self.node(id).and_then(|n| n.value)
     }
 
     /// Frees node `id` (already unlinked).
     fn release(&mut self, id: u32) -> Option<T> {
-        let v = self.nodes.get_mut(id as usize)?.value.take()?;
+        let v = self.node_mut(id)?.value.take()?;
         self.free.push(id);
         self.len -= 1;
         Some(v)
@@ -195,7 +219,7 @@ impl<T: Copy> Wheel<T> {
 
     /// Puts node `id` (unlinked) in the slot its time falls in.
     fn link(&mut self, id: u32) {
-        let Some(at) = self.nodes.get(id as usize).map(|n| n.at) else {
+        let Some(at) = self.node(id).map(|n| n.at) else {
             return;
         };
         let tick = (at >> TICK_SHIFT).max(self.elapsed);
@@ -205,10 +229,10 @@ impl<T: Copy> Wheel<T> {
         let slot = ((tick >> (SLOT_BITS as usize * level)) & (SLOTS as u64 - 1)) as usize;
         let head = std::mem::replace(&mut self.heads[level][slot], id);
         self.occupied[level] |= 1 << slot;
-        if let Some(h) = self.nodes.get_mut(head as usize) {
+        if let Some(h) = self.node_mut(head) {
             h.prev = id;
         }
-        if let Some(n) = self.nodes.get_mut(id as usize) {
+        if let Some(n) = self.node_mut(id) {
             n.prev = NIL;
             n.next = head;
             n.slot = u16::try_from(level * SLOTS + slot).unwrap_or(0);
@@ -217,12 +241,12 @@ impl<T: Copy> Wheel<T> {
 
     /// Takes node `id` out of its slot's list.
     fn unlink(&mut self, id: u32) {
-        let Some(n) = self.nodes.get(id as usize) else {
+        let Some(n) = self.node(id) else {
             return;
         };
         let (prev, next, slot) = (n.prev, n.next, usize::from(n.slot));
         let (level, slot) = (slot / SLOTS, slot % SLOTS);
-        match self.nodes.get_mut(prev as usize) {
+        match self.node_mut(prev) {
             Some(p) => p.next = next,
             None => {
                 self.heads[level][slot] = next;
@@ -231,7 +255,7 @@ impl<T: Copy> Wheel<T> {
                 }
             }
         }
-        if let Some(nx) = self.nodes.get_mut(next as usize) {
+        if let Some(nx) = self.node_mut(next) {
             nx.prev = prev;
         }
     }
@@ -285,6 +309,25 @@ mod tests {
         w.insert(MS, 3);
         assert_eq!(due(&mut w, 499 * MS), [3]);
         assert_eq!(due(&mut w, u64::MAX), [1]);
+    }
+
+    #[test]
+    fn timers_across_slab_chunks() {
+        let mut w = Wheel::default();
+        let n = u32::try_from(2 * CHUNK + 7).unwrap();
+        let ids: Vec<u32> = (0..n).map(|i| w.insert(u64::from(i) * MS, i)).collect();
+        for &id in ids.iter().step_by(3) {
+            w.remove(id);
+        }
+        // Freed timers are reused before the slab grows.
+        let again = w.insert(0, n);
+        assert_eq!(again, ids[ids.len() - 1 - (ids.len() - 1) % 3]);
+        assert_eq!(w.get(ids[1]), Some((MS, 1)));
+        let left: Vec<u32> = (0..n).filter(|i| i % 3 != 0).chain([n]).collect();
+        let mut got = due(&mut w, u64::from(n) * MS);
+        got.sort_unstable();
+        assert_eq!(got, left);
+        assert!(w.is_empty());
     }
 
     #[derive(Debug, Clone)]
