@@ -88,13 +88,18 @@ pub fn answers(count: u32, distinct: u32, fresh: bool) -> Vec<Vec<u8>> {
 /// A learner for one worker under [`POLICY`], with the worker's table.
 pub fn learner() -> Result<(Learner, Box<FqdnMap>)> {
     let (cfg, policy) = compiled()?;
+    Ok(learner_for(&cfg, &policy))
+}
+
+/// A learner for one worker under `cfg` and `policy`, with the worker's table.
+pub fn learner_for(cfg: &config::Config, policy: &Arc<Policy>) -> (Learner, Box<FqdnMap>) {
     let (l, maps) = Learner::new(
         Limits::from_config(&cfg.dns),
-        policy,
+        Arc::clone(policy),
         1,
         Arc::new(LearnerStats::default()),
     );
-    Ok((l, maps.into_iter().next().unwrap_or_default()))
+    (l, maps.into_iter().next().unwrap_or_default())
 }
 
 /// Learns `messages` at the times `clock` gives, committing and publishing to the worker (who

@@ -13,12 +13,12 @@ use dataplane::agent::{Agent, FleetVersions, FromWorker, ToWorker, link};
 use dataplane::counter::quantile_bound_of;
 use dataplane::dns::message::build::query;
 use dataplane::dns::message::rtype;
-use dataplane::fqdn::{FqdnMap, IpEntry, IpKey, Learner, LearnerStats, Limits};
+use dataplane::fqdn::{FqdnMap, IpEntry, IpKey, Learner};
 use dataplane::pipeline::{Disposition, Effects};
 use dataplane::{Pipeline, PipelineConfig, PipelineStats};
 use dpdk::Mbuf;
 
-use perf::dnsload::{answer, answers, compiled, ip_of, learn_all, learner};
+use perf::dnsload::{self, answer, answers, compiled, ip_of, learn_all, learner_for};
 use perf::workload::Feeder;
 
 use crate::{Figure, Rig};
@@ -61,7 +61,7 @@ pub fn learn_rate(runs: usize, distinct: u32, fresh: bool) -> Result<f64> {
     let messages = answers(N, distinct, fresh);
     let mut rates = Vec::new();
     for _ in 0..runs {
-        let (mut l, mut table) = learner()?;
+        let (mut l, mut table) = dnsload::learner()?;
         let t0 = Instant::now();
         learn_all(&mut l, &mut table, &messages, || {
             u64::try_from(t0.elapsed().as_nanos()).unwrap_or(0)
@@ -220,21 +220,14 @@ pub fn dpdk_benches<'e>(rig: &mut Rig<'_, 'e>, pool: &'e dpdk::Mempool<'e>) -> R
     let (cfg, policy) = compiled()?;
     let start = Instant::now();
     let setup = |dns_every: u64| -> (WorkerState<'e>, ControlLoop) {
-        let (learner, maps) = Learner::new(
-            Limits::from_config(&cfg.dns),
-            Arc::clone(&policy),
-            1,
-            Arc::new(LearnerStats::default()),
-        );
+        let (learner, table) = learner_for(&cfg, &policy);
         let (wl, cl, _admin) = link();
         let mut pipeline = Pipeline::new(
             PipelineConfig::from_config(&cfg, 0, 9),
             Arc::clone(&policy),
             Arc::new(PipelineStats::default()),
         );
-        if let Some(t) = maps.into_iter().next() {
-            drop(pipeline.set_fqdn(t));
-        }
+        drop(pipeline.set_fqdn(table));
         let agent = Agent::new(0, wl, Arc::new(FleetVersions::new(1)), Arc::default());
         let feeder = Feeder::new(100_000);
         (
@@ -350,26 +343,17 @@ pub fn dpdk_benches<'e>(rig: &mut Rig<'_, 'e>, pool: &'e dpdk::Mempool<'e>) -> R
 /// ferrowall's published tables (the reader swaps copies at its quiescent point every 32
 /// lookups) against one `RwLock<HashMap>` (a read lock per lookup). Returns (ours, rwlock).
 pub fn lookups_under_updates(seconds: f64, updates_per_s: u32) -> Result<(f64, f64)> {
-    let (cfg, policy) = compiled()?;
     const PREFILL: u32 = 100_000;
     let run_for = Duration::from_secs_f64(seconds);
 
     // Ours.
-    let (mut learner, maps) = Learner::new(
-        Limits::from_config(&cfg.dns),
-        Arc::clone(&policy),
-        1,
-        Arc::new(LearnerStats::default()),
+    let (mut learner, mut table) = dnsload::learner()?;
+    learn_all(
+        &mut learner,
+        &mut table,
+        &answers(PREFILL, PREFILL, true),
+        || 1,
     );
-    for i in 0..PREFILL {
-        learner.learn(&answer(1, i, ip_of(i)), 1);
-    }
-    learner.commit();
-    let mut table = maps.into_iter().next().unwrap_or_default();
-    if let Some(t) = learner.publish(0) {
-        let old = std::mem::replace(&mut table, t);
-        learner.returned(0, old);
-    }
     let (mut to_reader, mut inbox) = rtrb::RingBuffer::<Box<FqdnMap>>::new(4);
     let (mut outbox, mut returned) = rtrb::RingBuffer::<Box<FqdnMap>>::new(4);
     let stop = AtomicBool::new(false);

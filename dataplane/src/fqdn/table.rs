@@ -168,15 +168,9 @@ impl FqdnMap {
         self.map.iter()
     }
 
+    /// Applies a change that stays in the log (its entry shared).
     fn apply(&mut self, op: &Op) {
-        match op {
-            Op::Put(k, e) => {
-                self.map.insert(*k, Arc::clone(e));
-            }
-            Op::Remove(k) => {
-                self.map.remove(k);
-            }
-        }
+        self.apply_owned(op.clone());
     }
 
     fn apply_owned(&mut self, op: Op) {

@@ -119,7 +119,7 @@ impl<T: Copy> Wheel<T> {
 
     /// Moves timer `id` to `at`.
     pub fn set(&mut self, id: u32, at: u64) {
-        if self.value(id).is_none() {
+        if self.get(id).is_none() {
             return;
         }
         self.unlink(id);
@@ -131,7 +131,7 @@ impl<T: Copy> Wheel<T> {
 
     /// Removes timer `id`; returns what it carried.
     pub fn remove(&mut self, id: u32) -> Option<T> {
-        self.value(id)?;
+        self.get(id)?;
         self.unlink(id);
         self.release(id)
     }
@@ -186,10 +186,6 @@ impl<T: Copy> Wheel<T> {
     fn node_mut(&mut self, id: u32) -> Option<&mut Node<T>> {
         let id = id as usize;
         self.nodes.get_mut(id / CHUNK)?.get_mut(id % CHUNK)
-    }
-
-    fn value(&self, id: u32) -> Option<T> {
-        self.node(id).and_then(|n| n.value)
     }
 
     /// Frees node `id` (already unlinked).
