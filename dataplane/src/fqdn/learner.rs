@@ -187,7 +187,7 @@ pub struct Learner {
     expiries: Wheel<(IpKey, NameId)>,
     /// Bindings found expired, being removed.
     expired: Vec<(IpKey, NameId)>,
-    /// Addresses changed since the last commit (with repeats; commit sorts them out).
+    /// Addresses changed since the last commit (an address twice in a row only once).
     dirty: Vec<IpKey>,
     /// What learning an answer works with, kept so that learning allocates nothing per
     /// answer at steady state.
@@ -602,8 +602,17 @@ impl Learner {
                 self.unbind(id, oldest);
             }
         }
-        self.dirty.push(ip);
+        self.mark(ip);
         true
+    }
+
+    /// Notes that `ip`'s entry changed, for the next commit (once, when the same answer
+    /// changes it again).
+    #[inline]
+    fn mark(&mut self, ip: IpKey) {
+        if self.dirty.last() != Some(&ip) {
+            self.dirty.push(ip);
+        }
     }
 
     /// Removes the binding of name `id` to `ip` (its name's address list is the caller's), and
@@ -621,7 +630,7 @@ impl Learner {
                 self.expiries.remove(b.timer);
             }
         }
-        self.dirty.push(ip);
+        self.mark(ip);
     }
 
     /// Removes the binding of name `id` to `ip` (its name's address list is the caller's).
@@ -707,9 +716,10 @@ impl Learner {
             return self.version;
         }
         self.update_gauges();
+        // Not sorted to drop repeats (that cost more than it saved): an address changed twice
+        // since the last commit, by answers apart, is published twice, the same entry both
+        // times. The work stays bounded by the learning that marked it.
         let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
-        dirty.dedup();
         for &ip in &dirty {
             self.version += 1;
             let v = self.version;
