@@ -680,22 +680,27 @@ fn read_record_text_inner(
     let (used, owner) = read_text_known(msg, at, text, known)?;
     let f = Fixed::read(msg, at + used)?;
     let (rtype, rdlen) = (f.rtype, f.rdlen);
-    let data = if rtype == rtype::CNAME {
-        let (window, inside) = rdata_window(msg, f.rdata, rtype, rdlen)?;
-        let (used, target) = read_text(window, f.rdata, text).map_err(inside)?;
-        if used != usize::from(rdlen) {
-            return Err(DnsError::BadRdata { rtype });
+    // The common types are read here: going through `RData` (which holds whole `Name`s) would
+    // copy hundreds of bytes per record.
+    let data = match rtype {
+        rtype::A => DataText::A(read_addr::<4>(msg, f.rdata, rtype, rdlen)?.into()),
+        rtype::AAAA => DataText::Aaaa(read_addr::<16>(msg, f.rdata, rtype, rdlen)?.into()),
+        rtype::CNAME => {
+            let (window, inside) = rdata_window(msg, f.rdata, rtype, rdlen)?;
+            let (used, target) = read_text(window, f.rdata, text).map_err(inside)?;
+            if used != usize::from(rdlen) {
+                return Err(DnsError::BadRdata { rtype });
+            }
+            DataText::Cname(target)
         }
-        DataText::Cname(target)
-    } else {
-        match read_rdata(msg, f.rdata, rtype, rdlen)? {
+        _ => match read_rdata(msg, f.rdata, rtype, rdlen)? {
             RData::A(a) => DataText::A(a),
             RData::Aaaa(a) => DataText::Aaaa(a),
             RData::Svcb(s) => DataText::Svcb(Box::new(s)),
             // Not this type (read above); kept an error rather than trusted away.
             RData::Cname(_) => return Err(DnsError::BadRdata { rtype }),
             RData::Other { rtype, len } => DataText::Other { rtype, len },
-        }
+        },
     };
     Ok((
         RecordText {
@@ -729,26 +734,33 @@ fn rdata_window(
     ))
 }
 
+/// The address of an A or AAAA record: RDATA of `len` bytes at `at`, exactly `N` of them.
+fn read_addr<const N: usize>(
+    msg: &[u8],
+    at: usize,
+    rtype: u16,
+    len: u16,
+) -> Result<[u8; N], DnsError> {
+    let bad = DnsError::BadRdata { rtype };
+    let (window, _) = rdata_window(msg, at, rtype, len)?;
+    let mut c = Cursor::at(window, at);
+    let a: [u8; N] = c.get_array().map_err(|_| bad)?;
+    if !c.is_empty() {
+        return Err(bad);
+    }
+    Ok(a)
+}
+
 /// Reads the RDATA of `len` bytes at `at` (already checked to be within `msg`).
 fn read_rdata(msg: &[u8], at: usize, rtype: u16, len: u16) -> Result<RData, DnsError> {
     let bad = DnsError::BadRdata { rtype };
-    let (window, inside) = rdata_window(msg, at, rtype, len)?;
-    let mut c = Cursor::at(window, at);
     match rtype {
-        rtype::A => {
-            let a: [u8; 4] = c.get_array().map_err(|_| bad)?;
-            if !c.is_empty() {
-                return Err(bad);
-            }
-            Ok(RData::A(Ipv4Addr::from(a)))
-        }
-        rtype::AAAA => {
-            let a: [u8; 16] = c.get_array().map_err(|_| bad)?;
-            if !c.is_empty() {
-                return Err(bad);
-            }
-            Ok(RData::Aaaa(Ipv6Addr::from(a)))
-        }
+        rtype::A => return read_addr::<4>(msg, at, rtype, len).map(|a| RData::A(a.into())),
+        rtype::AAAA => return read_addr::<16>(msg, at, rtype, len).map(|a| RData::Aaaa(a.into())),
+        _ => {}
+    }
+    let (window, inside) = rdata_window(msg, at, rtype, len)?;
+    match rtype {
         rtype::CNAME => {
             let (name, used) = Name::read(window, at).map_err(inside)?;
             if used != usize::from(len) {
