@@ -48,15 +48,12 @@ impl Control {
         workers: usize,
         clock: Clock,
     ) -> (Control, std::vec::IntoIter<Box<FqdnMap>>) {
-        let (mut learner, mut maps) = Learner::new(
+        let (learner, maps) = Learner::new(
             Limits::from_config(&cfg.dns),
             Arc::clone(&policy),
             workers,
             Arc::new(LearnerStats::default()),
         );
-        // All FQDN table memory resident before the first packet (see Learner::prefault).
-        learner.prefault();
-        maps.iter_mut().for_each(|m| m.prefault());
         (
             Control {
                 path,

@@ -93,17 +93,13 @@ pub fn learner() -> Result<(Learner, Box<FqdnMap>)> {
 
 /// A learner for one worker under `cfg` and `policy`, with the worker's table.
 pub fn learner_for(cfg: &config::Config, policy: &Arc<Policy>) -> (Learner, Box<FqdnMap>) {
-    let (mut l, maps) = Learner::new(
+    let (l, maps) = Learner::new(
         Limits::from_config(&cfg.dns),
         Arc::clone(policy),
         1,
         Arc::new(LearnerStats::default()),
     );
-    // As the appliance starts (control/src/controller.rs): every table's memory resident.
-    l.prefault();
-    let mut table = maps.into_iter().next().unwrap_or_default();
-    table.prefault();
-    (l, table)
+    (l, maps.into_iter().next().unwrap_or_default())
 }
 
 /// Learns `messages` at the times `clock` gives, committing and publishing to the worker (who

@@ -236,6 +236,8 @@ fn main() -> Result<()> {
         bail!("--runs must be at least 1");
     }
     if args.bench == Bench::Learner {
+        // As `ferrowall run` (and the other benchmarks) do: tables resident from allocation.
+        dpdk::lock_all_memory().context("mlockall")?;
         learner_rates(&args)?;
         return Ok(());
     }

@@ -327,8 +327,8 @@ impl Learner {
     ) -> (Learner, Vec<Box<FqdnMap>>) {
         // Every table is sized for the configured bounds up front: growing a large map on the
         // control thread stalls it (and every held answer) for tens of milliseconds. The
-        // memory is reserved now; [`Learner::prefault`] makes it resident. (The expiry timers,
-        // one per binding, grow in chunks that are never copied.)
+        // memory is reserved now and touched as entries arrive. (The expiry timers, one per
+        // binding, grow in chunks that are never copied.)
         let (replicas, maps): (Vec<Replica>, Vec<Box<FqdnMap>>) = (0..workers.max(1))
             .map(|_| Replica::with_capacity(limits.max_ips))
             .unzip();
@@ -696,18 +696,6 @@ impl Learner {
         })
     }
 
-    /// Makes the memory of the address map and of every worker's spare copy resident now
-    /// (the appliance does this at start, with [`FqdnMap::prefault`] on the workers' first
-    /// copies): entries then land on pages that are there already, instead of each new page
-    /// costing the control thread a page fault while held answers wait. Without it (replay,
-    /// tests) pages are touched as entries arrive. Only while nothing is learned.
-    pub fn prefault(&mut self) {
-        super::prefault(&mut self.by_ip, IpKey::placeholder, &Bindings::new());
-        for r in &mut self.replicas {
-            r.prefault();
-        }
-    }
-
     /// Turns the changes since the last commit into numbered table changes for every worker.
     /// Returns the number of the last change (what a worker's table version must reach for it
     /// to see everything learned so far).
@@ -870,10 +858,6 @@ mod tests {
     fn learns_a_matching_name_and_publishes_it_to_every_worker() {
         let (p, limits) = policy("");
         let (mut l, mut maps) = Learner::new(limits, p, 2, Arc::default());
-        // As the appliance starts: every table resident first (placeholders leave no trace).
-        l.prefault();
-        maps.iter_mut().for_each(|m| m.prefault());
-        assert!(l.is_empty() && maps.iter().all(|m| m.is_empty()));
         let msg = response(
             1,
             "GitHub.com",

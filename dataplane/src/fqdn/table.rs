@@ -55,14 +55,6 @@ impl IpKey {
         }
     }
 
-    /// Distinct keys for placeholders (`i` -> an IPv6 address), for [`super::prefault`].
-    pub(crate) fn placeholder(i: u64) -> Self {
-        IpKey {
-            halves: [i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i],
-            v6: true,
-        }
-    }
-
     /// The address.
     pub fn ip(&self) -> IpAddr {
         let bits = (u128::from(self.halves[0]) << 64) | u128::from(self.halves[1]);
@@ -148,19 +140,6 @@ impl FqdnMap {
             version: 0,
             map: HashMap::with_capacity_and_hasher(capacity, Default::default()),
         }
-    }
-
-    /// Makes the table's memory resident now (see [`super::prefault`]): the appliance does
-    /// this at start, so that neither the control thread building the copy nor anything else
-    /// takes page faults on it later. Does nothing to a copy that has entries.
-    pub fn prefault(&mut self) {
-        let placeholder = Arc::new(IpEntry {
-            names: EntryNames::new(),
-            expires: 0,
-            rules: EntryRules::new(),
-            generation: 0,
-        });
-        super::prefault(&mut self.map, IpKey::placeholder, &placeholder);
     }
 
     /// The number of the last change this copy contains.
@@ -252,13 +231,6 @@ impl Replica {
             },
             Box::new(FqdnMap::with_capacity(capacity)),
         )
-    }
-
-    /// Makes the spare's memory resident now ([`FqdnMap::prefault`]).
-    pub fn prefault(&mut self) {
-        if let Some(spare) = &mut self.spare {
-            spare.prefault();
-        }
     }
 
     /// The version last sent to the worker.
@@ -399,25 +371,6 @@ mod tests {
     /// The worker's side of the protocol: swap in what control sends, give back the old copy.
     fn swap(current: &mut Box<FqdnMap>, new: Box<FqdnMap>) -> Box<FqdnMap> {
         std::mem::replace(current, new)
-    }
-
-    #[test]
-    fn prefaulting_keeps_the_room_and_leaves_nothing_behind() {
-        let (mut r, mut worker) = Replica::with_capacity(1000);
-        let room = worker.map.capacity();
-        worker.prefault();
-        r.prefault();
-        assert!(worker.is_empty());
-        assert_eq!(worker.map.capacity(), room, "neither grown nor shrunk");
-        r.record(1, Op::Put(key(1), entry("a")));
-        let copy = r.publish(Vec::new).expect("behind");
-        assert_eq!(copy.map.capacity(), room);
-        assert_eq!(copy.iter().count(), 1, "no placeholder survives");
-        let old = swap(&mut worker, copy);
-        r.returned(old);
-        // A copy with entries is left alone.
-        worker.prefault();
-        assert_eq!(worker.len(), 1);
     }
 
     #[test]
