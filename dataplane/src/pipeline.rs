@@ -214,6 +214,8 @@ pub struct Pipeline<H> {
     fragment_timeout: u64,
     /// Rules a packet's destination satisfies by name, for the matcher.
     fqdn_ok: Vec<u32>,
+    /// Scratch for the names of a DNS message being screened (read as text, not decoded).
+    dns_text: Vec<u8>,
     /// The flow the last packet processed belonged to (for logs).
     last_flow: Option<FlowId>,
 }
@@ -282,6 +284,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             reasm: DnsReassembly::default(),
             fragment_timeout: cfg.fragment_timeout,
             fqdn_ok: Vec::new(),
+            dns_text: Vec::new(),
             last_flow: None,
         }
     }
@@ -1114,11 +1117,11 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             Some(seq) => {
                 // DNS over TCP: the segment may complete any number of messages, each screened
                 // where it lies in the stream's buffer.
-                let (policy, stats) = (&self.policy, &self.stats);
+                let (policy, stats, text) = (&self.policy, &self.stats, &mut self.dns_text);
                 let dns = self.flows.get_mut(id).dns.get_or_insert_with(Box::default);
                 let mut handed = false;
                 let read = dns.tcp(to_server, seq, payload, |queries, msg| {
-                    handed |= screen_one(queries, policy, stats, msg, to_server, src, fx);
+                    handed |= screen_one(queries, policy, stats, msg, to_server, src, text, fx);
                 });
                 if read.is_err() {
                     stats.dns_tcp_broken.inc();
@@ -1139,9 +1142,9 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         msg: &[u8],
         fx: &mut Effects<H>,
     ) -> bool {
-        let (policy, stats) = (&self.policy, &self.stats);
+        let (policy, stats, text) = (&self.policy, &self.stats, &mut self.dns_text);
         let dns = self.flows.get_mut(id).dns.get_or_insert_with(Box::default);
-        screen_one(dns.queries(), policy, stats, msg, to_server, src, fx)
+        screen_one(dns.queries(), policy, stats, msg, to_server, src, text, fx)
     }
 
     /// Holds a packet that carried answers just handed over (when `hold_responses` is on),
@@ -1290,6 +1293,7 @@ const DNS_PORT: u16 = 53;
 /// Screens one DNS message of a flow whose outstanding queries are `queries`, counting what
 /// it is; an answer worth learning is copied into `fx.dns` for the learner. Returns whether it
 /// was.
+#[allow(clippy::too_many_arguments)]
 fn screen_one<H>(
     queries: &mut snoop::Queries,
     policy: &Policy,
@@ -1297,9 +1301,18 @@ fn screen_one<H>(
     msg: &[u8],
     to_server: bool,
     src: IpAddr,
+    text: &mut Vec<u8>,
     fx: &mut Effects<H>,
 ) -> bool {
-    match snoop::screen(queries, &policy.dns, &policy.names, msg, to_server, src) {
+    match snoop::screen(
+        queries,
+        &policy.dns,
+        &policy.names,
+        msg,
+        to_server,
+        src,
+        text,
+    ) {
         Screened::Query => stats.dns_queries.inc(),
         Screened::Learnable => {
             stats.dns_handed.inc();

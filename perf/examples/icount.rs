@@ -7,7 +7,9 @@
 //! that creates them) or `icount newflows RULES PACKETS` (a new flow on every packet, with
 //! RULES random rules), or `icount learner fresh|refresh ANSWERS` (the FQDN learner learning
 //! ANSWERS DNS answers for 50k names, each with new addresses or repeating them; the clock
-//! advances 1 us per answer). Prints how many packets passed (addresses learned).
+//! advances 1 us per answer), or `icount dns PAIRS` (a DNS query and its answer through the
+//! worker's pipeline, PAIRS times, each query from a new client port; held answers are
+//! released as the learner would). Prints how many packets passed (addresses learned).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use dataplane::pipeline::{Disposition, Effects};
 use dataplane::{Pipeline, PipelineConfig, PipelineStats, Policy, Side};
-use perf::dnsload::{answers, learn_all, learner};
+use perf::dnsload::{answers, compiled, dns_frame, learn_all, learner};
 use perf::workload::{Feeder, config_with, random_rules};
 
 // The allocator the appliance runs with (control/src/main.rs).
@@ -42,6 +44,7 @@ fn arg(args: &[String], i: usize, what: &str) -> Result<u32> {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let mut passed = 0u64;
+    let mut handed = 0u64;
     match args.get(1).map(String::as_str) {
         Some("established") => {
             let (flows, passes) = (arg(&args, 2, "FLOWS")?, arg(&args, 3, "PASSES")?);
@@ -99,6 +102,42 @@ fn main() -> Result<()> {
                 burst.resize_with(BURST, || vec![0u8; 60]);
             }
         }
+        Some("dns") => {
+            // Queries inside -> out, their answers back, in bursts of 16 of each; a new
+            // client port (a new flow) per query, as resolvers' clients do.
+            let pairs = arg(&args, 2, "PAIRS")?;
+            let (cfg, policy) = compiled()?;
+            let mut p = Pipeline::new(
+                PipelineConfig::from_config(&cfg, 0, 0x5eed),
+                policy,
+                Arc::new(PipelineStats::default()),
+            );
+            let mut fx = Effects::default();
+            let sport = |i: u32| 1024 + u16::try_from(i % 60_000).unwrap_or(0);
+            for group in (0..pairs).collect::<Vec<_>>().chunks(BURST / 2) {
+                for (side, answers) in [(Side::Inside, false), (Side::Outside, true)] {
+                    let burst: Vec<Vec<u8>> = group
+                        .iter()
+                        .map(|&i| dns_frame(sport(i), i, answers))
+                        .collect();
+                    p.process_burst(burst, side, 1, &mut fx, |d, _| {
+                        if matches!(d, Disposition::Pass(_) | Disposition::Held) {
+                            passed += 1;
+                        }
+                    });
+                }
+                // The learner's answer to each hold (every worker is at version 1), as the
+                // worker's agent relays it; the released answers leave.
+                for h in fx.dns.drain(..) {
+                    handed += 1;
+                    if let Some(token) = h.hold {
+                        p.resolve_hold(token, 1);
+                    }
+                }
+                p.maintain(1, || 1, &mut fx);
+                fx.released.clear();
+            }
+        }
         Some("learner") => {
             let fresh = match args.get(2).map(String::as_str) {
                 Some("fresh") => true,
@@ -115,9 +154,9 @@ fn main() -> Result<()> {
             passed = l.len() as u64;
         }
         _ => bail!(
-            "usage: icount established FLOWS PASSES | icount newflows RULES PACKETS | icount learner fresh|refresh ANSWERS"
+            "usage: icount established FLOWS PASSES | icount newflows RULES PACKETS | icount dns PAIRS | icount learner fresh|refresh ANSWERS"
         ),
     }
-    println!("{passed} packets passed");
+    println!("{passed} packets passed, {handed} DNS answers handed to the learner");
     Ok(())
 }

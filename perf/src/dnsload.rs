@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use dataplane::Policy;
-use dataplane::dns::message::build::{RecordSpec, response};
+use dataplane::dns::message::build::{RecordSpec, query, response};
 use dataplane::dns::message::rtype;
 use dataplane::fqdn::{FqdnMap, Learner, LearnerStats, Limits};
 
@@ -63,6 +63,40 @@ pub fn answer(id: u16, n: u32, ip: u32) -> Vec<u8> {
         ));
     }
     response(id, &name, rtype::A, &answers)
+}
+
+/// A DNS query for name `n` (`answer_too`: false) or its answer ([`answer`]), as an Ethernet
+/// frame between the client 10.0.0.2:`sport` and the server 192.0.2.53:53.
+pub fn dns_frame(sport: u16, n: u32, answer_too: bool) -> Vec<u8> {
+    let (payload, src, dst, ports) = if answer_too {
+        (
+            answer(sport, n, ip_of(n)),
+            [192, 0, 2, 53],
+            [10, 0, 0, 2],
+            (53, sport),
+        )
+    } else {
+        (
+            query(sport, &format!("n{n}.bench.test"), rtype::A),
+            [10, 0, 0, 2],
+            [192, 0, 2, 53],
+            (sport, 53),
+        )
+    };
+    let mut d = vec![0u8; 14 + 20 + 8 + payload.len()];
+    d[..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+    d[12..14].copy_from_slice(&[0x08, 0x00]);
+    let total = u16::try_from(20 + 8 + payload.len()).unwrap_or(0);
+    d[14..18].copy_from_slice(&[0x45, 0, total.to_be_bytes()[0], total.to_be_bytes()[1]]);
+    d[18..26].copy_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
+    d[26..30].copy_from_slice(&src);
+    d[30..34].copy_from_slice(&dst);
+    let ulen = u16::try_from(8 + payload.len()).unwrap_or(0);
+    d[34..36].copy_from_slice(&ports.0.to_be_bytes());
+    d[36..38].copy_from_slice(&ports.1.to_be_bytes());
+    d[38..40].copy_from_slice(&ulen.to_be_bytes());
+    d[42..].copy_from_slice(&payload);
+    d
 }
 
 /// A pseudo-random address in 100.64.0.0/10, from `i`.

@@ -11,14 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use dataplane::agent::{Agent, FleetVersions, FromWorker, ToWorker, link};
 use dataplane::counter::quantile_bound_of;
-use dataplane::dns::message::build::query;
-use dataplane::dns::message::rtype;
 use dataplane::fqdn::{FqdnMap, IpEntry, IpKey, Learner};
 use dataplane::pipeline::{Disposition, Effects};
 use dataplane::{Pipeline, PipelineConfig, PipelineStats};
 use dpdk::Mbuf;
 
-use perf::dnsload::{self, answer, answers, compiled, ip_of, learn_all, learner_for};
+use perf::dnsload::{self, answer, answers, compiled, dns_frame, ip_of, learn_all, learner_for};
 use perf::workload::Feeder;
 
 use crate::{Figure, Rig};
@@ -138,43 +136,17 @@ impl ControlLoop {
     }
 }
 
-/// Writes a DNS query (`answer_too`: false) or its answer into an mbuf: client
-/// 10.0.0.2:`sport` <-> 192.0.2.53:53, name `n`.
+/// Writes a DNS query (`answer_too`: false) or its answer into an mbuf ([`dns_frame`]).
 fn write_dns(m: &mut Mbuf<'_>, sport: u16, n: u32, answer_too: bool) {
-    let (payload, src, dst, ports) = if answer_too {
-        (
-            answer(sport, n, ip_of(n)),
-            [192, 0, 2, 53],
-            [10, 0, 0, 2],
-            (53, sport),
-        )
-    } else {
-        (
-            query(sport, &format!("n{n}.bench.test"), rtype::A),
-            [10, 0, 0, 2],
-            [192, 0, 2, 53],
-            (sport, 53),
-        )
-    };
-    let len = 14 + 20 + 8 + payload.len();
+    let frame = dns_frame(sport, n, answer_too);
     let have = m.data().len();
-    if len > have && m.append(u16::try_from(len - have).unwrap_or(0)).is_none() {
+    if frame.len() > have
+        && m.append(u16::try_from(frame.len() - have).unwrap_or(0))
+            .is_none()
+    {
         return;
     }
-    let d = m.data_mut();
-    d[..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
-    d[12..14].copy_from_slice(&[0x08, 0x00]);
-    let total = u16::try_from(20 + 8 + payload.len()).unwrap_or(0);
-    d[14..18].copy_from_slice(&[0x45, 0, total.to_be_bytes()[0], total.to_be_bytes()[1]]);
-    d[18..26].copy_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
-    d[26..30].copy_from_slice(&src);
-    d[30..34].copy_from_slice(&dst);
-    let ulen = u16::try_from(8 + payload.len()).unwrap_or(0);
-    d[34..36].copy_from_slice(&ports.0.to_be_bytes());
-    d[36..38].copy_from_slice(&ports.1.to_be_bytes());
-    d[38..40].copy_from_slice(&ulen.to_be_bytes());
-    d[40..42].copy_from_slice(&[0, 0]);
-    d[42..len].copy_from_slice(&payload);
+    m.data_mut()[..frame.len()].copy_from_slice(&frame);
 }
 
 /// What a worker of the DPDK FQDN benchmarks carries.

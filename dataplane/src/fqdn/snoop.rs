@@ -7,9 +7,10 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::ops::Range;
 
-use crate::dns::message::Message;
-use crate::dns::name::Name;
+use crate::dns::message::{DataText, Message};
+use crate::dns::name::{Name, TextName};
 use crate::fqdn::NameMatcher;
 use crate::fqdn::table::IpKey;
 
@@ -171,16 +172,25 @@ impl Queries {
     }
 }
 
-/// The key of a question: a hash of its name and type (names compared as the parser
-/// normalised them, lowercase).
-pub fn question_key(name: &Name, qtype: u16) -> u64 {
-    // FNV-1a: stable, and collisions only ever pair an answer with a query for a different
-    // name of the same flow and transaction id.
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for &b in name.as_bytes().iter().chain(&qtype.to_be_bytes()) {
+/// FNV-1a's offset basis: where a question's key starts.
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+/// Where the key of a name without a text form starts instead (so that no such name keys the
+/// same as one with a text form: the labels `a.b`, `com` are not the name `a.b.com`).
+const FNV_BASIS_LABELLED: u64 = FNV_BASIS ^ 0x5a5a_5a5a_5a5a_5a5a;
+
+/// FNV-1a over `bytes` from state `h`: stable, and collisions only ever pair an answer with a
+/// query for a different name of the same flow and transaction id.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
     h
+}
+
+/// The key of a question: a hash of its name's text (as the parser normalises it, lowercase)
+/// and its type.
+pub fn question_key(name: &[u8], qtype: u16) -> u64 {
+    fnv(fnv(FNV_BASIS, name), &qtype.to_be_bytes())
 }
 
 impl FlowDns {
@@ -223,6 +233,7 @@ pub enum Screened {
 }
 
 /// Screens one DNS message seen on a flow, `to_server` telling its direction, from `src`.
+/// Names are read as text into `text` (the caller's scratch buffer), never decoded.
 pub fn screen(
     dns: &mut Queries,
     policy: &DnsPolicy,
@@ -230,26 +241,25 @@ pub fn screen(
     msg: &[u8],
     to_server: bool,
     src: IpAddr,
+    text: &mut Vec<u8>,
 ) -> Screened {
+    text.clear();
+    let unreadable = if to_server {
+        Screened::Ignored
+    } else {
+        Screened::Malformed
+    };
     let Ok(m) = Message::parse(msg) else {
-        return if to_server {
-            Screened::Ignored
-        } else {
-            Screened::Malformed
-        };
+        return unreadable;
     };
-    let question = match m.question() {
-        Ok(Some(q)) => q,
-        Ok(None) => return Screened::Ignored,
-        Err(_) => {
-            return if to_server {
-                Screened::Ignored
-            } else {
-                Screened::Malformed
-            };
-        }
+    let question = match m.questions().next_text(text) {
+        Some(Ok(q)) => q,
+        None => return Screened::Ignored,
+        Some(Err(_)) => return unreadable,
     };
-    let key = question_key(&question.name, question.qtype);
+    let Some(key) = key_of(&m, &question, text) else {
+        return unreadable;
+    };
     match (m.is_response(), to_server) {
         (false, true) => {
             dns.remember(m.id(), key, policy.max_queries);
@@ -260,7 +270,7 @@ pub fn screen(
                 Screened::NoQuery
             } else if !policy.trusts(IpKey::new(src)) {
                 Screened::Untrusted
-            } else if names_something(&m, &question.name, names) {
+            } else if names_something(&m, &question, names, text) {
                 Screened::Learnable
             } else {
                 Screened::NoMatch
@@ -270,19 +280,57 @@ pub fn screen(
     }
 }
 
+/// The key of the question read as `q` (its text in `text`): [`question_key`]. A name without
+/// an unambiguous text form (a label holds a `.`) is decoded and keyed by its labels, each
+/// after its length, from another starting state.
+fn key_of(m: &Message<'_>, q: &TextName, text: &[u8]) -> Option<u64> {
+    let at = q.at + q.used;
+    let qtype = u16::from_be_bytes([*m.bytes().get(at)?, *m.bytes().get(at + 1)?]);
+    match q.text.as_ref().and_then(|r| text.get(r.clone())) {
+        Some(name) => Some(question_key(name, qtype)),
+        None => {
+            let (name, _) = Name::read(m.bytes(), q.at).ok()?;
+            let h = name.labels().fold(FNV_BASIS_LABELLED, |h, label| {
+                let len = u8::try_from(label.len()).unwrap_or(u8::MAX);
+                fnv(fnv(h, &[len]), label)
+            });
+            Some(fnv(h, &qtype.to_be_bytes()))
+        }
+    }
+}
+
 /// Whether the question or some answer (owner or CNAME target) names something a pattern
-/// matches. Cheap and conservative: the learner decides exactly what is bound.
-fn names_something(m: &Message<'_>, question: &Name, names: &NameMatcher) -> bool {
+/// matches. Cheap and conservative: the learner decides exactly what is bound. Names without
+/// a text form (not UTF-8, or a label holds a `.`) match nothing, as in the learner.
+fn names_something(
+    m: &Message<'_>,
+    question: &TextName,
+    names: &NameMatcher,
+    text: &mut Vec<u8>,
+) -> bool {
     if names.is_empty() {
         return false;
     }
-    let hit = |n: &Name| n.as_str().is_some_and(|s| names.matches_any(s));
-    if hit(question) {
+    let hit = |text: &[u8], name: &Option<Range<usize>>| {
+        name.as_ref()
+            .and_then(|r| text.get(r.clone()))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .is_some_and(|s| names.matches_any(s))
+    };
+    if hit(text, &question.text) {
         return true;
     }
-    m.answers()
-        .flatten()
-        .any(|r| hit(&r.name) || matches!(&r.data, crate::dns::message::RData::Cname(t) if hit(t)))
+    // Only the question's text is kept: each record's names are dropped once looked at, so
+    // the buffer holds at most a question and one record's names, however long the message.
+    let mark = text.len();
+    let mut answers = m.answers();
+    while let Some(Ok(r)) = answers.next_text(text, Some(question)) {
+        if hit(text, &r.owner) || matches!(&r.data, DataText::Cname(t) if hit(text, t)) {
+            return true;
+        }
+        text.truncate(mark);
+    }
+    false
 }
 
 #[cfg(test)]
@@ -332,6 +380,76 @@ mod tests {
         assert!(
             m.is_empty() && r.is_ok(),
             "a broken stream reads nothing more"
+        );
+    }
+
+    /// A message with one question `labels`/A (and no records): a query, or its answer.
+    fn message(id: u16, answer: bool, labels: &[&[u8]]) -> Vec<u8> {
+        let flags: u16 = if answer { 0x8180 } else { 0x0100 };
+        let mut m = Vec::new();
+        m.extend_from_slice(&id.to_be_bytes());
+        m.extend_from_slice(&flags.to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        for l in labels {
+            m.push(u8::try_from(l.len()).unwrap());
+            m.extend_from_slice(l);
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        m
+    }
+
+    #[test]
+    fn answers_pair_with_queries_by_name_and_type_whatever_the_case_or_the_labels() {
+        let policy = DnsPolicy {
+            trusted: Vec::new(),
+            max_queries: 8,
+            hold: false,
+            hold_timeout: 0,
+        };
+        let names = NameMatcher::default();
+        let server: IpAddr = "192.0.2.53".parse().unwrap();
+        let client: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut text = Vec::new();
+        let mut q = Queries::default();
+        let mut screen = |q: &mut Queries, m: &[u8], to_server: bool| {
+            let src = if to_server { client } else { server };
+            screen(q, &policy, &names, m, to_server, src, &mut text)
+        };
+        // Plain names, matched case-insensitively; a label holding a dot (no text form) is
+        // keyed by its decoded form, and still pairs with its own query only.
+        for (query, answer) in [
+            (&[&b"GitHub"[..], b"com"][..], &[&b"github"[..], b"COM"][..]),
+            (&[&b"a.b"[..], b"com"][..], &[&b"A.b"[..], b"com"][..]),
+        ] {
+            assert_eq!(
+                screen(&mut q, &message(7, false, query), true),
+                Screened::Query
+            );
+            assert_eq!(
+                screen(&mut q, &message(7, true, &[b"a", b"b", b"com"]), false),
+                Screened::NoQuery,
+                "another name"
+            );
+            assert_eq!(
+                screen(&mut q, &message(7, true, answer), false),
+                Screened::NoMatch
+            );
+            assert_eq!(
+                screen(&mut q, &message(7, true, answer), false),
+                Screened::NoQuery,
+                "a query is answered once"
+            );
+        }
+        assert!(q.is_empty());
+        // Cut inside the question: malformed from the server, ignored towards it.
+        let cut = message(1, true, &[b"example", b"com"]);
+        assert_eq!(
+            screen(&mut q, &cut[..cut.len() - 3], false),
+            Screened::Malformed
+        );
+        assert_eq!(
+            screen(&mut q, &cut[..cut.len() - 3], true),
+            Screened::Ignored
         );
     }
 
