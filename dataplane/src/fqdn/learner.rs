@@ -15,7 +15,7 @@
 //!   and `max_ips` addresses in all (beyond, new ones are refused); each eviction or refusal is
 //!   counted by reason.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
@@ -187,8 +187,12 @@ pub struct Learner {
     expiries: Wheel<(IpKey, NameId)>,
     /// Bindings found expired, being removed.
     expired: Vec<(IpKey, NameId)>,
-    /// Addresses changed since the last commit (an address twice in a row only once).
+    /// Addresses changed since the last commit, each once (in the order first changed).
     dirty: Vec<IpKey>,
+    /// The addresses in `dirty` (marked ones), for a repeat to be skipped at once: an entry
+    /// costs one name per binding to build, and an address many names share may be changed
+    /// many times between commits. Sorting `dirty` at commit cost more.
+    marked: HashSet<IpKey, foldhash::fast::RandomState>,
     /// What learning an answer works with, kept so that learning allocates nothing per
     /// answer at steady state.
     scratch: Scratch,
@@ -341,6 +345,7 @@ impl Learner {
                 expiries: Wheel::default(),
                 expired: Vec::new(),
                 dirty: Vec::new(),
+                marked: HashSet::default(),
                 scratch: Scratch::default(),
                 limits,
                 policy,
@@ -388,6 +393,9 @@ impl Learner {
         for state in self.names.iter_mut().flatten() {
             state.rules = self.policy.names.matches(&state.name).into_boxed_slice();
         }
+        // Every address, without marking each (a set the size of the table would stay
+        // allocated): an address that learning changes again before the commit is then
+        // published twice (one repeat at most).
         self.dirty.extend(self.by_ip.keys().copied());
     }
 
@@ -606,11 +614,11 @@ impl Learner {
         true
     }
 
-    /// Notes that `ip`'s entry changed, for the next commit (once, when the same answer
-    /// changes it again).
+    /// Notes that `ip`'s entry changed, for the next commit (once however often it changes
+    /// before then).
     #[inline]
     fn mark(&mut self, ip: IpKey) {
-        if self.dirty.last() != Some(&ip) {
+        if self.marked.insert(ip) {
             self.dirty.push(ip);
         }
     }
@@ -704,9 +712,7 @@ impl Learner {
             return self.version;
         }
         self.update_gauges();
-        // Not sorted to drop repeats (that cost more than it saved): an address changed twice
-        // since the last commit, by answers apart, is published twice, the same entry both
-        // times. The work stays bounded by the learning that marked it.
+        self.marked.clear();
         let mut dirty = std::mem::take(&mut self.dirty);
         for &ip in &dirty {
             self.version += 1;
@@ -852,6 +858,27 @@ mod tests {
             .find(|(k, _)| k.ip() == ip.parse::<IpAddr>().unwrap())
             .map(|(_, bs)| bs.iter().map(|b| b.name.to_string()).collect())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_address_changed_many_times_between_commits_is_published_once() {
+        let mut l = learner("");
+        // Two names, each answered with the same two addresses, alternately: A, B, A, B, ...
+        for (i, name) in ["a.github.com", "b.github.com", "c.github.com"]
+            .iter()
+            .enumerate()
+        {
+            let msg = response(
+                u16::try_from(i).unwrap(),
+                name,
+                rtype::A,
+                &[(name, 60, a("192.0.2.1")), (name, 60, a("192.0.2.2"))],
+            );
+            assert_eq!(l.learn(&msg, 0), AnswerResult::Learned);
+        }
+        assert_eq!(l.commit(), 2, "one change per address");
+        assert_eq!(l.commit(), 2, "nothing new");
+        assert_eq!(names_of(&l, "192.0.2.1").len(), 3);
     }
 
     #[test]
