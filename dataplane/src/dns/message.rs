@@ -694,11 +694,11 @@ fn read_record_text_inner(
             DataText::Cname(target)
         }
         _ => match read_rdata(msg, f.rdata, rtype, rdlen)? {
-            RData::A(a) => DataText::A(a),
-            RData::Aaaa(a) => DataText::Aaaa(a),
             RData::Svcb(s) => DataText::Svcb(Box::new(s)),
-            // Not this type (read above); kept an error rather than trusted away.
-            RData::Cname(_) => return Err(DnsError::BadRdata { rtype }),
+            // Not these types (read above); kept an error rather than trusted away.
+            RData::A(_) | RData::Aaaa(_) | RData::Cname(_) => {
+                return Err(DnsError::BadRdata { rtype });
+            }
             RData::Other { rtype, len } => DataText::Other { rtype, len },
         },
     };

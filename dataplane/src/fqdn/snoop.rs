@@ -233,7 +233,8 @@ pub enum Screened {
 }
 
 /// Screens one DNS message seen on a flow, `to_server` telling its direction, from `src`.
-/// Names are read as text into `text` (the caller's scratch buffer), never decoded.
+/// Names are read as text into `text` (the caller's scratch buffer); only a question without
+/// a text form (a label holds a `.`) is decoded, for its key.
 pub fn screen(
     dns: &mut Queries,
     policy: &DnsPolicy,
