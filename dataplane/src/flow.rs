@@ -655,7 +655,7 @@ impl FlowTable {
         // The hash is computed again rather than kept in the slot: 8 bytes more would make
         // every slot three cache lines instead of two.
         let key = slot.key;
-        if let Some((b, e)) = self.find(&key, self.hasher.hash(&key)) {
+        if let Some((b, e)) = self.find(&key, self.hash(&key)) {
             self.buckets[b].sig[e] = EMPTY;
         }
         let slot = &mut self.slots[id as usize];

@@ -693,14 +693,13 @@ fn read_record_text_inner(
             }
             DataText::Cname(target)
         }
-        _ => match read_rdata(msg, f.rdata, rtype, rdlen)? {
-            RData::Svcb(s) => DataText::Svcb(Box::new(s)),
-            // Not these types (read above); kept an error rather than trusted away.
-            RData::A(_) | RData::Aaaa(_) | RData::Cname(_) => {
-                return Err(DnsError::BadRdata { rtype });
-            }
-            RData::Other { rtype, len } => DataText::Other { rtype, len },
-        },
+        rtype::SVCB | rtype::HTTPS => {
+            DataText::Svcb(Box::new(read_svcb(msg, f.rdata, rtype, rdlen)?))
+        }
+        _ => {
+            let (_, _) = rdata_window(msg, f.rdata, rtype, rdlen)?;
+            DataText::Other { rtype, len: rdlen }
+        }
     };
     Ok((
         RecordText {
@@ -753,33 +752,30 @@ fn read_addr<const N: usize>(
 
 /// Reads the RDATA of `len` bytes at `at` (already checked to be within `msg`).
 fn read_rdata(msg: &[u8], at: usize, rtype: u16, len: u16) -> Result<RData, DnsError> {
-    let bad = DnsError::BadRdata { rtype };
     match rtype {
-        rtype::A => return read_addr::<4>(msg, at, rtype, len).map(|a| RData::A(a.into())),
-        rtype::AAAA => return read_addr::<16>(msg, at, rtype, len).map(|a| RData::Aaaa(a.into())),
-        _ => {}
-    }
-    let (window, inside) = rdata_window(msg, at, rtype, len)?;
-    match rtype {
+        rtype::A => read_addr::<4>(msg, at, rtype, len).map(|a| RData::A(a.into())),
+        rtype::AAAA => read_addr::<16>(msg, at, rtype, len).map(|a| RData::Aaaa(a.into())),
         rtype::CNAME => {
+            let (window, inside) = rdata_window(msg, at, rtype, len)?;
             let (name, used) = Name::read(window, at).map_err(inside)?;
             if used != usize::from(len) {
-                return Err(bad);
+                return Err(DnsError::BadRdata { rtype });
             }
             Ok(RData::Cname(name))
         }
-        rtype::SVCB | rtype::HTTPS => read_svcb(window, at, bad).map(RData::Svcb),
-        _ => Ok(RData::Other { rtype, len }),
+        rtype::SVCB | rtype::HTTPS => read_svcb(msg, at, rtype, len).map(RData::Svcb),
+        _ => rdata_window(msg, at, rtype, len).map(|_| RData::Other { rtype, len }),
     }
 }
 
-/// SvcPriority, TargetName, then SvcParams (key, length, value) in strictly increasing key
-/// order, filling the RDATA (which ends where `window` ends) exactly.
-fn read_svcb(window: &[u8], at: usize, bad: DnsError) -> Result<Svcb, DnsError> {
+/// The RDATA of `len` bytes at `at` of an SVCB or HTTPS record: SvcPriority, TargetName, then
+/// SvcParams (key, length, value) in strictly increasing key order, filling it exactly.
+fn read_svcb(msg: &[u8], at: usize, rtype: u16, len: u16) -> Result<Svcb, DnsError> {
+    let bad = DnsError::BadRdata { rtype };
+    let (window, inside) = rdata_window(msg, at, rtype, len)?;
     let mut c = Cursor::at(window, at);
     let priority = c.get_u16().map_err(|_| bad)?;
-    let (target, used) =
-        Name::read(window, c.off()).map_err(|e| if e == DnsError::Truncated { bad } else { e })?;
+    let (target, used) = Name::read(window, c.off()).map_err(inside)?;
     c.skip(used).map_err(|_| bad)?;
     let mut svcb = Svcb {
         priority,

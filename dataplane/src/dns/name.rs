@@ -262,6 +262,16 @@ pub fn read_text(
     }
 }
 
+/// The text of a name read into `text` by [`read_text`] (at `name`), if it has a text form.
+pub fn text_bytes<'t>(text: &'t [u8], name: &Option<Range<usize>>) -> Option<&'t [u8]> {
+    name.as_ref().and_then(|r| text.get(r.clone()))
+}
+
+/// [`text_bytes`] as a string, if it is UTF-8 too (names patterns can match).
+pub fn text_str<'t>(text: &'t [u8], name: &Option<Range<usize>>) -> Option<&'t str> {
+    text_bytes(text, name).and_then(|b| std::str::from_utf8(b).ok())
+}
+
 /// A name read as text by [`read_text`]: where it starts in the message, the bytes it takes
 /// there, and where its text is in the caller's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]

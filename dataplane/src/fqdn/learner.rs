@@ -24,6 +24,7 @@ use smallvec::SmallVec;
 
 use crate::counter::{Counter, Gauge};
 use crate::dns::message::{DataText, DnsError, Message};
+use crate::dns::name::{text_bytes, text_str};
 use crate::fqdn::table::{EntryRules, FqdnMap, IpEntry, IpKey, Op, Replica};
 use crate::fqdn::wheel::Wheel;
 use crate::policy::Policy;
@@ -278,7 +279,7 @@ impl Scratch {
             .next_text(&mut self.text)
             .unwrap_or(Err(DnsError::CountMismatch))?;
         self.question.clone_from(&question.text);
-        if text_of(&self.text, &self.question).is_none() {
+        if text_str(&self.text, &self.question).is_none() {
             return Ok(false); // no text form (not UTF-8, or a label holds a '.')
         }
         let mut answers = m.answers();
@@ -441,7 +442,7 @@ impl Learner {
         // Addresses by the chain position of their owner.
         for r in records.iter() {
             let RecData::Addr(ip) = r.data else { continue };
-            let pos = bytes_of(text, &r.owner).and_then(|o| {
+            let pos = text_bytes(text, &r.owner).and_then(|o| {
                 chain
                     .iter()
                     .position(|l| text.get(l.text.clone()) == Some(o))
@@ -485,7 +486,7 @@ impl Learner {
             let ttl = chain.last().map_or(u32::MAX, |l| l.ttl);
             // The first CNAME of the last name whose target has a text form.
             let next = records.iter().find_map(|r| match &r.data {
-                RecData::Cname(Some(target)) if bytes_of(text, &r.owner) == Some(last) => {
+                RecData::Cname(Some(target)) if text_bytes(text, &r.owner) == Some(last) => {
                     self.link(text, target.clone(), ttl.min(r.ttl))
                 }
                 _ => None,
@@ -806,16 +807,6 @@ impl Learner {
     }
 }
 
-/// The text of a name read into `text` as a string, if it has one and it is UTF-8.
-fn text_of<'t>(text: &'t [u8], name: &Option<Range<usize>>) -> Option<&'t str> {
-    bytes_of(text, name).and_then(|b| std::str::from_utf8(b).ok())
-}
-
-/// The text of a name read into `text`, if it has one.
-fn bytes_of<'t>(text: &'t [u8], name: &Option<Range<usize>>) -> Option<&'t [u8]> {
-    name.as_ref().and_then(|r| text.get(r.clone()))
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
@@ -863,7 +854,7 @@ mod tests {
     #[test]
     fn an_address_changed_many_times_between_commits_is_published_once() {
         let mut l = learner("");
-        // Two names, each answered with the same two addresses, alternately: A, B, A, B, ...
+        // Three names, each answered with the same two addresses: A, B, A, B, A, B.
         for (i, name) in ["a.github.com", "b.github.com", "c.github.com"]
             .iter()
             .enumerate()

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 
 use crate::dns::message::{DataText, Message};
-use crate::dns::name::{Name, TextName};
+use crate::dns::name::{Name, TextName, text_bytes, text_str};
 use crate::fqdn::NameMatcher;
 use crate::fqdn::table::IpKey;
 
@@ -287,7 +287,7 @@ pub fn screen(
 fn key_of(m: &Message<'_>, q: &TextName, text: &[u8]) -> Option<u64> {
     let at = q.at + q.used;
     let qtype = u16::from_be_bytes([*m.bytes().get(at)?, *m.bytes().get(at + 1)?]);
-    match q.text.as_ref().and_then(|r| text.get(r.clone())) {
+    match text_bytes(text, &q.text) {
         Some(name) => Some(question_key(name, qtype)),
         None => {
             let (name, _) = Name::read(m.bytes(), q.at).ok()?;
@@ -313,10 +313,7 @@ fn names_something(
         return false;
     }
     let hit = |text: &[u8], name: &Option<Range<usize>>| {
-        name.as_ref()
-            .and_then(|r| text.get(r.clone()))
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .is_some_and(|s| names.matches_any(s))
+        text_str(text, name).is_some_and(|s| names.matches_any(s))
     };
     if hit(text, &question.text) {
         return true;
