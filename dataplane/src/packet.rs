@@ -139,85 +139,93 @@ fn off(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
 }
 
-/// The commonest packet, read by the fast path: untagged IPv4 (no options) or IPv6 (no extension
-/// headers), not fragmented, TCP or UDP, every length consistent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fast {
-    /// Source address (128-bit form).
-    pub src: u128,
-    /// Destination address (128-bit form).
-    pub dst: u128,
-    /// IPv6.
-    pub v6: bool,
-    /// TCP or UDP.
-    pub proto: u8,
-    /// Source port.
-    pub sport: u16,
-    /// Destination port.
-    pub dport: u16,
-    /// TCP flags (0 for UDP).
-    pub tcp_flags: u8,
-}
-
-/// Reads `frame` if it is a [`Fast`] packet. For every frame it accepts, [`parse`] agrees: an
-/// IP packet with the same addresses, protocol, ports and flags, not a fragment.
+/// Reads `frame` if it is the commonest packet: untagged IPv4 (no options) or IPv6 (no
+/// extension headers), not fragmented, TCP or UDP, every length consistent. For every frame it
+/// reads, [`parse`] returns the same summary (`Ok(Frame::Ip(..))`, equal field for field); it
+/// only does less work, so that the fast path (and a new flow's first packet) pays for no more.
 #[inline(always)]
-pub fn parse_fast(frame: &[u8]) -> Option<Fast> {
-    let et = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
-    let ip = frame.get(ethernet::HEADER_LEN..)?;
-    let (src, dst, v6, proto, l4) = match et {
+pub fn parse_fast(frame: &[u8]) -> Option<IpPacket> {
+    if frame.len() > usize::from(u16::MAX) {
+        return None; // `parse` refuses these (truncated).
+    }
+    // Each header is read as a fixed-size array taken with one length check, so its fields
+    // are read without further checks.
+    let (eth, ip) = frame.split_first_chunk::<{ ethernet::HEADER_LEN }>()?;
+    let l3_offset = ethernet::HEADER_LEN;
+    let (src, dst, v6, proto, hl, l4) = match u16::from_be_bytes([eth[12], eth[13]]) {
         ethernet::ethertype::IPV4 => {
-            let h: &[u8; 20] = ip.get(..20)?.try_into().ok()?;
-            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-            // Version 4, no options; not a fragment (MF clear, offset 0).
-            if h[0] != 0x45 || h[6] & 0x3f != 0 || h[7] != 0 || total < 20 {
+            let h: &[u8; ipv4::HEADER_LEN] = ip.first_chunk()?;
+            // Version 4, no options; not a fragment (MF clear, offset 0). A total length
+            // under 20 makes the range below reversed, which `get` refuses.
+            if h[0] != 0x45 || h[6] & 0x3f != 0 || h[7] != 0 {
                 return None;
             }
+            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
             let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
             let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
-            (v4_bits(src), v4_bits(dst), false, h[9], ip.get(20..total)?)
+            let l4 = ip.get(ipv4::HEADER_LEN..total)?;
+            (
+                v4_bits(src),
+                v4_bits(dst),
+                false,
+                h[9],
+                ipv4::HEADER_LEN,
+                l4,
+            )
         }
         ethernet::ethertype::IPV6 => {
-            let h: &[u8; 40] = ip.get(..40)?.try_into().ok()?;
+            let (h, rest) = ip.split_first_chunk::<{ ipv6::HEADER_LEN }>()?;
             if h[0] >> 4 != 6 {
                 return None;
             }
             let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
-            let src = u128::from_be_bytes(h[8..24].try_into().ok()?);
-            let dst = u128::from_be_bytes(h[24..40].try_into().ok()?);
-            (src, dst, true, h[6], ip.get(40..40 + plen)?)
+            let (src, dst) = h[8..].split_at(16);
+            let src = u128::from_be_bytes(src.try_into().ok()?);
+            let dst = u128::from_be_bytes(dst.try_into().ok()?);
+            (src, dst, true, h[6], ipv6::HEADER_LEN, rest.get(..plen)?)
         }
         _ => return None,
     };
-    let (sport, dport) = (
-        u16::from_be_bytes([*l4.first()?, *l4.get(1)?]),
-        u16::from_be_bytes([*l4.get(2)?, *l4.get(3)?]),
-    );
-    let tcp_flags = match proto {
+    let l4_offset = l3_offset + hl;
+    let summary = match proto {
         proto::TCP => {
-            let doff = usize::from(*l4.get(12)? >> 4) * 4;
-            if l4.len() < tcp::HEADER_LEN || doff < tcp::HEADER_LEN || doff > l4.len() {
+            let h: &[u8; tcp::HEADER_LEN] = l4.first_chunk()?;
+            let doff = usize::from(h[12] >> 4) * 4;
+            if doff < tcp::HEADER_LEN || doff > l4.len() {
                 return None;
             }
-            l4[13]
+            L4::Tcp {
+                sport: u16::from_be_bytes([h[0], h[1]]),
+                dport: u16::from_be_bytes([h[2], h[3]]),
+                flags: h[13],
+                seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+                payload_len: off(l4.len() - doff),
+            }
         }
         proto::UDP => {
-            let ulen = usize::from(u16::from_be_bytes([*l4.get(4)?, *l4.get(5)?]));
+            let h: &[u8; udp::HEADER_LEN] = l4.first_chunk()?;
+            let ulen = usize::from(u16::from_be_bytes([h[4], h[5]]));
             if ulen < udp::HEADER_LEN || ulen > l4.len() {
                 return None;
             }
-            0
+            L4::Udp {
+                sport: u16::from_be_bytes([h[0], h[1]]),
+                dport: u16::from_be_bytes([h[2], h[3]]),
+            }
         }
         _ => return None,
     };
-    Some(Fast {
+    Some(IpPacket {
+        l3_offset: off(l3_offset),
+        ip_end: off(l4_offset + l4.len()),
         src,
         dst,
         v6,
         proto,
-        sport,
-        dport,
-        tcp_flags,
+        frag: None,
+        l4_offset: off(l4_offset),
+        l4: summary,
     })
 }
 

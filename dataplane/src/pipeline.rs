@@ -203,7 +203,7 @@ pub struct Pipeline<H> {
     staged: Vec<H>,
     /// ...and what stage 1 found out about them (read in place by stage 3, not moved).
     staged_meta: Vec<Staged>,
-    /// Stage 1's parses of the packets that are not [`Staged::Fast`], in order.
+    /// Stage 1's parses of the packets that are not on [`Path::Fast`], in order.
     staged_full: Vec<Result<Frame, DropReason>>,
     /// This worker's FQDN table (see `crate::fqdn::table`).
     fqdn: Box<FqdnMap>,
@@ -220,22 +220,83 @@ pub struct Pipeline<H> {
     last_flow: Option<FlowId>,
 }
 
-/// What stage 1 of a burst found out about a packet (kept small: it is written and read once
-/// per packet).
-#[derive(Debug)]
-enum Staged {
-    /// The commonest packet (TCP or UDP over IPv4 or IPv6, no options that matter), with its
-    /// flow key: stage 3 tries the fast path first.
-    Fast {
-        /// IP protocol.
-        proto: u8,
-        /// TCP flags (0 for UDP).
-        tcp_flags: u8,
-        /// Its flow key.
-        probe: Probe,
-    },
-    /// Anything else, fully parsed: the parse is the next one in `staged_full`.
-    Full(Option<Probe>),
+/// How stage 3 of a burst treats a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// The commonest packet (TCP or UDP over IPv4 or IPv6, no options that matter): the fast
+    /// path is tried first.
+    Fast,
+    /// Anything else, fully parsed (the parse is the next one in `staged_full`), with a flow key.
+    Full,
+    /// Fully parsed, without a flow key (ARP, later fragments, ICMP errors, malformed).
+    FullNoKey,
+}
+
+/// What stage 1 of a burst found out about a packet: one cache line, written once and read
+/// once per packet (a [`Probe`] is made of it only for packets the fast path does not decide).
+#[derive(Debug, Clone, Copy)]
+struct Staged {
+    /// The flow key (meaningless for [`Path::FullNoKey`]).
+    key: FlowKey,
+    /// Its hash.
+    hash: u64,
+    /// The slot stage 2 saw the index name for the key, or [`NO_HINT`].
+    hint: FlowId,
+    /// IP protocol.
+    proto: u8,
+    /// TCP flags (0 for UDP).
+    tcp_flags: u8,
+    /// The packet's source is the key's `a` end.
+    fwd: bool,
+    path: Path,
+}
+
+// One cache line: a bigger record costs stage 1 more stores on every packet.
+const _: () = assert!(std::mem::size_of::<Staged>() == 64);
+
+/// [`Staged::hint`] when the index named no slot.
+const NO_HINT: FlowId = FlowId::MAX;
+
+impl Staged {
+    fn of_probe(probe: Option<Probe>) -> Staged {
+        match probe {
+            Some(p) => Staged {
+                key: p.key,
+                hash: p.hash,
+                hint: NO_HINT,
+                proto: 0,
+                tcp_flags: 0,
+                fwd: p.fwd,
+                path: Path::Full,
+            },
+            None => Staged {
+                key: FlowKey::default(),
+                hash: 0,
+                hint: NO_HINT,
+                proto: 0,
+                tcp_flags: 0,
+                fwd: false,
+                path: Path::FullNoKey,
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn hint(&self) -> Option<FlowId> {
+        (self.hint != NO_HINT).then_some(self.hint)
+    }
+
+    /// The probe of a packet with a key, with what the table answered for it, if it was asked.
+    #[inline(always)]
+    fn probe(&self, found: Option<Option<FlowId>>) -> Option<Probe> {
+        (self.path != Path::FullNoKey).then_some(Probe {
+            key: self.key,
+            fwd: self.fwd,
+            hash: self.hash,
+            found,
+            hint: self.hint(),
+        })
+    }
 }
 
 /// A packet's flow key and its hash, computed once per packet, and the flow table's answer
@@ -454,22 +515,31 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         // Stage 1: parse, make the flow key and its hash, prefetch the flow index line.
         for pkt in pkts {
             let bytes = pkt.as_ref();
-            let fast =
-                packet::parse_fast(bytes).filter(|f| f.sport != DNS_PORT && f.dport != DNS_PORT);
-            let staged_meta = if let Some(f) = fast {
-                let (key, fwd) = FlowKey::from_bits(f.src, f.dst, f.v6, f.sport, f.dport, f.proto);
+            // DNS goes the general way, which reads it.
+            let fast = packet::parse_fast(bytes)
+                .and_then(|ip| match ip.l4 {
+                    L4::Tcp {
+                        sport,
+                        dport,
+                        flags,
+                        ..
+                    } => Some((ip, sport, dport, flags)),
+                    L4::Udp { sport, dport } => Some((ip, sport, dport, 0)),
+                    _ => None,
+                })
+                .filter(|&(_, sport, dport, _)| sport != DNS_PORT && dport != DNS_PORT);
+            let staged_meta = if let Some((ip, sport, dport, tcp_flags)) = fast {
+                let (key, fwd) = FlowKey::from_bits(ip.src, ip.dst, ip.v6, sport, dport, ip.proto);
                 let hash = self.flows.hash(&key);
                 self.flows.prefetch_index(hash);
-                Staged::Fast {
-                    proto: f.proto,
-                    tcp_flags: f.tcp_flags,
-                    probe: Probe {
-                        key,
-                        fwd,
-                        hash,
-                        found: None,
-                        hint: None,
-                    },
+                Staged {
+                    key,
+                    hash,
+                    hint: NO_HINT,
+                    proto: ip.proto,
+                    tcp_flags,
+                    fwd,
+                    path: Path::Fast,
                 }
             } else {
                 let parsed = packet::parse(bytes);
@@ -481,7 +551,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                     self.flows.prefetch_index(p.hash);
                 }
                 full.push(parsed);
-                Staged::Full(probe)
+                Staged::of_probe(probe)
             };
             staged.push(pkt);
             meta.push(staged_meta);
@@ -490,47 +560,50 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         // take).
         let mut new = 0;
         for m in &mut meta {
-            if let Staged::Fast { probe: p, .. } | Staged::Full(Some(p)) = m {
-                let (hint, predicted_new) = self.flows.prefetch_flow(p.hash, new);
-                p.hint = hint;
+            if m.path != Path::FullNoKey {
+                let (hint, predicted_new) = self.flows.prefetch_flow(m.hash, new);
+                m.hint = hint.unwrap_or(NO_HINT);
                 new += usize::from(predicted_new);
             }
         }
         // Stage 3: decide, in order (the stage 1 results are read in place, not moved).
         let mut full_parses = full.iter();
         for (pkt, m) in staged.drain(..).zip(meta.iter()) {
-            let (disp, decision) = match m {
-                Staged::Fast {
-                    proto,
-                    tcp_flags,
-                    probe,
-                } => {
+            let (disp, decision) = match m.path {
+                Path::Fast => {
                     let len = pkt.as_ref().len() as u64;
-                    match self.fast_established(*proto, *tcp_flags, probe, len, now) {
+                    match self.fast_established(m, len, now) {
                         Ok((d, id)) => {
                             self.last_flow = Some(id);
                             (Disposition::Pass(pkt), d)
                         }
                         Err(found) => {
                             // Not an established flow's ordinary packet: the general path,
-                            // which reuses the lookup just made.
-                            let probe = Probe {
-                                found: Some(found),
-                                ..*probe
-                            };
-                            let parsed = packet::parse(pkt.as_ref());
-                            self.process_parsed(pkt, &parsed, Some(&probe), side, now, fx)
+                            // which reuses the lookup just made (and reads the packet the fast
+                            // way again rather than parse it in full).
+                            let parsed = packet::parse_fast(pkt.as_ref()).map_or_else(
+                                || packet::parse(pkt.as_ref()),
+                                |ip| Ok(Frame::Ip(ip)),
+                            );
+                            let probe = m.probe(Some(found));
+                            self.process_parsed(pkt, &parsed, probe.as_ref(), side, now, fx)
                         }
                     }
                 }
-                Staged::Full(probe) => match full_parses.next() {
-                    Some(parsed) => self.process_parsed(pkt, parsed, probe.as_ref(), side, now, fx),
-                    // Stage 1 pushed one parse per such packet; parse again rather than trust it.
-                    None => {
-                        let parsed = packet::parse(pkt.as_ref());
-                        self.process_parsed(pkt, &parsed, probe.as_ref(), side, now, fx)
+                Path::Full | Path::FullNoKey => {
+                    let probe = m.probe(None);
+                    match full_parses.next() {
+                        Some(parsed) => {
+                            self.process_parsed(pkt, parsed, probe.as_ref(), side, now, fx)
+                        }
+                        // Stage 1 pushed one parse per such packet; parse again rather than
+                        // trust it.
+                        None => {
+                            let parsed = packet::parse(pkt.as_ref());
+                            self.process_parsed(pkt, &parsed, probe.as_ref(), side, now, fx)
+                        }
                     }
-                },
+                }
             };
             sink(disp, decision);
         }
@@ -994,27 +1067,22 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     #[inline(always)]
     fn fast_established(
         &mut self,
-        proto: u8,
-        tcp_flags: u8,
-        probe: &Probe,
+        m: &Staged,
         len: u64,
         now: u64,
     ) -> Result<(Decision, FlowId), Option<FlowId>> {
         use tcp::flags::{FIN, RST, SYN};
         let generation = self.policy.generation;
-        let Some(id) = self.flows.lookup_hinted(
-            &probe.key,
-            probe.hash,
-            probe.hint,
-            now,
-            &self.policy.timeouts,
-        ) else {
+        let Some(id) =
+            self.flows
+                .lookup_hinted(&m.key, m.hash, m.hint(), now, &self.policy.timeouts)
+        else {
             return Err(None);
         };
         let flow = self.flows.get_mut(id);
         if flow.generation != generation
-            || (proto == proto::TCP
-                && (tcp_flags & (SYN | FIN | RST) != 0 || flow.state != FlowState::Established))
+            || (m.proto == proto::TCP
+                && (m.tcp_flags & (SYN | FIN | RST) != 0 || flow.state != FlowState::Established))
         {
             return Err(Some(id));
         }
