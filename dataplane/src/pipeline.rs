@@ -577,32 +577,11 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                             self.last_flow = Some(id);
                             (Disposition::Pass(pkt), d)
                         }
-                        Err(found) => {
-                            // Not an established flow's ordinary packet: the general path,
-                            // which reuses the lookup just made (and reads the packet the fast
-                            // way again rather than parse it in full).
-                            let parsed = packet::parse_fast(pkt.as_ref()).map_or_else(
-                                || packet::parse(pkt.as_ref()),
-                                |ip| Ok(Frame::Ip(ip)),
-                            );
-                            let probe = m.probe(Some(found));
-                            self.process_parsed(pkt, &parsed, probe.as_ref(), side, now, fx)
-                        }
+                        Err(found) => self.fast_missed(pkt, m, found, side, now, fx),
                     }
                 }
                 Path::Full | Path::FullNoKey => {
-                    let probe = m.probe(None);
-                    match full_parses.next() {
-                        Some(parsed) => {
-                            self.process_parsed(pkt, parsed, probe.as_ref(), side, now, fx)
-                        }
-                        // Stage 1 pushed one parse per such packet; parse again rather than
-                        // trust it.
-                        None => {
-                            let parsed = packet::parse(pkt.as_ref());
-                            self.process_parsed(pkt, &parsed, probe.as_ref(), side, now, fx)
-                        }
-                    }
+                    self.staged_parsed(pkt, m, full_parses.next(), side, now, fx)
                 }
             };
             sink(disp, decision);
@@ -610,6 +589,48 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         self.staged = staged;
         self.staged_meta = meta;
         self.staged_full = full;
+    }
+
+    /// Stage 3 for a fast-path packet the fast path did not decide: the general path, which
+    /// reuses the lookup just made (and reads the packet the fast way again rather than parse
+    /// it in full). Out of line, like [`Pipeline::staged_parsed`], so that the loop of the
+    /// fast path keeps its registers.
+    #[inline(never)]
+    fn fast_missed(
+        &mut self,
+        pkt: H,
+        m: &Staged,
+        found: Option<FlowId>,
+        side: Side,
+        now: u64,
+        fx: &mut Effects<H>,
+    ) -> (Disposition<H>, Decision) {
+        let parsed = packet::parse_fast(pkt.as_ref())
+            .map_or_else(|| packet::parse(pkt.as_ref()), |ip| Ok(Frame::Ip(ip)));
+        let probe = m.probe(Some(found));
+        self.process_parsed(pkt, &parsed, probe.as_ref(), side, now, fx)
+    }
+
+    /// Stage 3 for a packet stage 1 parsed in full (`parsed`: its parse).
+    #[inline(never)]
+    fn staged_parsed(
+        &mut self,
+        pkt: H,
+        m: &Staged,
+        parsed: Option<&Result<Frame, DropReason>>,
+        side: Side,
+        now: u64,
+        fx: &mut Effects<H>,
+    ) -> (Disposition<H>, Decision) {
+        let probe = m.probe(None);
+        match parsed {
+            Some(parsed) => self.process_parsed(pkt, parsed, probe.as_ref(), side, now, fx),
+            // Stage 1 pushed one parse per such packet; parse again rather than trust it.
+            None => {
+                let parsed = packet::parse(pkt.as_ref());
+                self.process_parsed(pkt, &parsed, probe.as_ref(), side, now, fx)
+            }
+        }
     }
 
     #[inline(always)]
