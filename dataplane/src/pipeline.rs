@@ -515,7 +515,6 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         // Stage 1: parse, make the flow key and its hash, prefetch the flow index line.
         for pkt in pkts {
             let bytes = pkt.as_ref();
-            // DNS goes the general way, which reads it.
             let fast = packet::parse_fast(bytes)
                 .and_then(|ip| match ip.l4 {
                     L4::Tcp {
@@ -542,16 +541,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                     path: Path::Fast,
                 }
             } else {
-                let parsed = packet::parse(bytes);
-                let probe = match &parsed {
-                    Ok(Frame::Ip(ip)) => self.probe(ip),
-                    _ => None,
-                };
-                if let Some(p) = &probe {
-                    self.flows.prefetch_index(p.hash);
-                }
-                full.push(parsed);
-                Staged::of_probe(probe)
+                self.stage_general(bytes, &mut full)
             };
             staged.push(pkt);
             meta.push(staged_meta);
@@ -589,6 +579,25 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         self.staged = staged;
         self.staged_meta = meta;
         self.staged_full = full;
+    }
+
+    /// Stage 1 for a packet the fast path does not take: DNS, which the general path reads
+    /// (read the fast way again, which costs less than parse and gives the same), and what the
+    /// fast reader does not read. Its parse goes to `full`. Out of line, for the same reason as
+    /// [`Pipeline::fast_missed`].
+    #[inline(never)]
+    fn stage_general(&self, bytes: &[u8], full: &mut Vec<Result<Frame, DropReason>>) -> Staged {
+        let parsed =
+            packet::parse_fast(bytes).map_or_else(|| packet::parse(bytes), |ip| Ok(Frame::Ip(ip)));
+        let probe = match &parsed {
+            Ok(Frame::Ip(ip)) => self.probe(ip),
+            _ => None,
+        };
+        if let Some(p) = &probe {
+            self.flows.prefetch_index(p.hash);
+        }
+        full.push(parsed);
+        Staged::of_probe(probe)
     }
 
     /// Stage 3 for a fast-path packet the fast path did not decide: the general path, which
