@@ -395,7 +395,7 @@ impl Agent {
                     .into_iter()
                     .map(|(_, f)| FlowRow {
                         worker: self.id,
-                        proto: f.key.proto,
+                        proto: f.key.proto(),
                         src: f.initiator(),
                         dst: f.responder(),
                         side: f.init_side,

@@ -20,14 +20,10 @@ pub struct FlowKey {
     pub a: u128,
     /// The higher end.
     pub b: u128,
-    /// Port (or ICMP echo identifier) of `a`.
-    pub pa: u16,
-    /// Port (or ICMP echo identifier) of `b`.
-    pub pb: u16,
-    /// IP protocol.
-    pub proto: u8,
-    /// IPv6 (distinguishes real IPv4-mapped IPv6 addresses from IPv4).
-    pub v6: bool,
+    /// The rest, packed into one word (one compare, and the hash's third input as it is):
+    /// `a`'s port (or ICMP echo identifier) in bits 0-15, `b`'s in 16-31, the IP protocol in
+    /// 32-39, IPv6 in bit 40 (distinguishing real IPv4-mapped IPv6 addresses from IPv4).
+    tail: u64,
 }
 
 /// Maps an address to the 128-bit form keys use (IPv4 as `::ffff:a.b.c.d`).
@@ -82,41 +78,50 @@ impl FlowKey {
         dport: u16,
         proto: u8,
     ) -> (FlowKey, bool) {
+        let rest = (u64::from(proto) << 32) | (u64::from(v6) << 40);
         if (s, sport) <= (d, dport) {
-            (
-                FlowKey {
-                    a: s,
-                    b: d,
-                    pa: sport,
-                    pb: dport,
-                    proto,
-                    v6,
-                },
-                true,
-            )
+            let tail = rest | u64::from(sport) | (u64::from(dport) << 16);
+            (FlowKey { a: s, b: d, tail }, true)
         } else {
-            (
-                FlowKey {
-                    a: d,
-                    b: s,
-                    pa: dport,
-                    pb: sport,
-                    proto,
-                    v6,
-                },
-                false,
-            )
+            let tail = rest | u64::from(dport) | (u64::from(sport) << 16);
+            (FlowKey { a: d, b: s, tail }, false)
         }
+    }
+
+    /// The `a` end's port (or ICMP echo identifier).
+    #[inline]
+    pub fn pa(&self) -> u16 {
+        let t = self.tail.to_le_bytes();
+        u16::from_le_bytes([t[0], t[1]])
+    }
+
+    /// The `b` end's port (or ICMP echo identifier).
+    #[inline]
+    pub fn pb(&self) -> u16 {
+        let t = self.tail.to_le_bytes();
+        u16::from_le_bytes([t[2], t[3]])
+    }
+
+    /// The IP protocol.
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        self.tail.to_le_bytes()[4]
+    }
+
+    /// Whether the flow is IPv6.
+    #[inline]
+    pub fn v6(&self) -> bool {
+        self.tail & (1 << 40) != 0
     }
 
     /// The `a` end's address.
     pub fn addr_a(&self) -> IpAddr {
-        addr_from_bits(self.a, self.v6)
+        addr_from_bits(self.a, self.v6())
     }
 
     /// The `b` end's address.
     pub fn addr_b(&self) -> IpAddr {
-        addr_from_bits(self.b, self.v6)
+        addr_from_bits(self.b, self.v6())
     }
 }
 
@@ -271,25 +276,25 @@ impl Flow {
     /// The initiator's (source) address and port.
     pub fn initiator(&self) -> (IpAddr, u16) {
         if self.init_is_a {
-            (self.key.addr_a(), self.key.pa)
+            (self.key.addr_a(), self.key.pa())
         } else {
-            (self.key.addr_b(), self.key.pb)
+            (self.key.addr_b(), self.key.pb())
         }
     }
 
     /// The responder's (destination) address and port.
     pub fn responder(&self) -> (IpAddr, u16) {
         if self.init_is_a {
-            (self.key.addr_b(), self.key.pb)
+            (self.key.addr_b(), self.key.pb())
         } else {
-            (self.key.addr_a(), self.key.pa)
+            (self.key.addr_a(), self.key.pa())
         }
     }
 
     /// Whether the flow has been idle longer than its timeout at `now`.
     #[inline]
     pub fn expired(&self, now: u64, t: &Timeouts) -> bool {
-        now.saturating_sub(self.last_seen) > t.of(self.key.proto, self.state)
+        now.saturating_sub(self.last_seen) > t.of(self.key.proto(), self.state)
     }
 }
 
@@ -339,10 +344,7 @@ impl KeyHasher {
     #[inline(always)]
     fn hash(&self, k: &FlowKey) -> u64 {
         let [s0, s1, s2, s3] = self.seeds;
-        let meta = u64::from(k.pa)
-            | (u64::from(k.pb) << 16)
-            | (u64::from(k.proto) << 32)
-            | (u64::from(k.v6) << 40);
+        let meta = k.tail;
         let x = folded_mul(lo64(k.a) ^ s0, lo64(k.b) ^ s1);
         let y = folded_mul(hi64(k.a) ^ s2, hi64(k.b) ^ s3);
         folded_mul(x ^ meta, y ^ s0.rotate_left(23))
@@ -737,6 +739,21 @@ mod tests {
         let (k6, _) = FlowKey::new(ip("::ffff:10.0.0.2"), ip("::ffff:192.0.2.10"), 5000, 443, 6);
         assert_ne!(k1, k6, "IPv6 with mapped addresses is not IPv4");
         assert_eq!(k6.addr_a(), ip("::ffff:10.0.0.2"));
+        // The packed fields read back (ports in key order, the lower end first).
+        assert_eq!(
+            (k1.pa(), k1.pb(), k1.proto(), k1.v6()),
+            (5000, 443, 6, false)
+        );
+        let (k3, fwd) = FlowKey::new(ip("2001:db8::9"), ip("2001:db8::1"), 65535, 53, 17);
+        assert!(!fwd);
+        assert_eq!(
+            (k3.pa(), k3.pb(), k3.proto(), k3.v6()),
+            (53, 65535, 17, true)
+        );
+        assert_eq!(
+            (k3.addr_a(), k3.addr_b()),
+            (ip("2001:db8::1"), ip("2001:db8::9"))
+        );
     }
 
     #[test]

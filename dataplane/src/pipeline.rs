@@ -528,11 +528,11 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                     _ => None,
                 })
                 .filter(|&(_, sport, dport, _)| sport != DNS_PORT && dport != DNS_PORT);
-            let staged_meta = if let Some((ip, sport, dport, tcp_flags)) = fast {
+            if let Some((ip, sport, dport, tcp_flags)) = fast {
                 let (key, fwd) = FlowKey::from_bits(ip.src, ip.dst, ip.v6, sport, dport, ip.proto);
                 let hash = self.flows.hash(&key);
                 self.flows.prefetch_index(hash);
-                Staged {
+                meta.push(Staged {
                     key,
                     hash,
                     hint: NO_HINT,
@@ -540,12 +540,11 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                     tcp_flags,
                     fwd,
                     path: Path::Fast,
-                }
+                });
             } else {
-                self.stage_general(bytes, &mut full)
-            };
+                meta.push(self.stage_general(bytes, &mut full));
+            }
             staged.push(pkt);
-            meta.push(staged_meta);
         }
         // Stage 2: prefetch the flow slots the index names (or the free slots new flows will
         // take).
@@ -1322,10 +1321,10 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         let kept = self.flows.get_mut(id).fqdn.take();
         let f = self.flows.get(id);
         let ((src, sport), (dst, dport)) = (f.initiator(), f.responder());
-        let icmp = matches!(f.key.proto, proto::ICMP | proto::ICMPV6);
+        let icmp = matches!(f.key.proto(), proto::ICMP | proto::ICMPV6);
         let t = Tuple {
             side: f.init_side,
-            proto: f.key.proto,
+            proto: f.key.proto(),
             src,
             dst,
             sport: if icmp { 0 } else { sport },
