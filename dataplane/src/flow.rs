@@ -14,7 +14,7 @@ use crate::fqdn::snoop::FlowDns;
 use crate::side::Side;
 
 /// A flow's identity, the same for both directions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FlowKey {
     /// The lower (address, port) end, as an IPv6 or IPv4-mapped address.
     pub a: u128,
@@ -122,6 +122,20 @@ impl FlowKey {
     /// The `b` end's address.
     pub fn addr_b(&self) -> IpAddr {
         addr_from_bits(self.b, self.v6())
+    }
+}
+
+impl std::fmt::Debug for FlowKey {
+    /// The fields as they were before they were packed (for test failures and logs).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowKey")
+            .field("a", &self.addr_a())
+            .field("b", &self.addr_b())
+            .field("pa", &self.pa())
+            .field("pb", &self.pb())
+            .field("proto", &self.proto())
+            .field("v6", &self.v6())
+            .finish()
     }
 }
 
@@ -753,6 +767,10 @@ mod tests {
         assert_eq!(
             (k3.addr_a(), k3.addr_b()),
             (ip("2001:db8::1"), ip("2001:db8::9"))
+        );
+        assert_eq!(
+            format!("{k1:?}"),
+            "FlowKey { a: 10.0.0.2, b: 192.0.2.10, pa: 5000, pb: 443, proto: 6, v6: false }"
         );
     }
 
