@@ -236,6 +236,7 @@ enum Path {
 /// What stage 1 of a burst found out about a packet: one cache line, written once and read
 /// once per packet (a [`Probe`] is made of it only for packets the fast path does not decide).
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 struct Staged {
     /// The flow key (meaningless for [`Path::FullNoKey`]).
     key: FlowKey,
@@ -252,8 +253,9 @@ struct Staged {
     path: Path,
 }
 
-// One cache line: a bigger record costs stage 1 more stores on every packet.
-const _: () = assert!(std::mem::size_of::<Staged>() == 64);
+// One cache line: a bigger record costs stage 1 more stores on every packet, and one not
+// aligned to a line (the key alone asks for 16 bytes) would straddle two.
+const _: () = assert!(std::mem::size_of::<Staged>() == 64 && std::mem::align_of::<Staged>() == 64);
 
 /// [`Staged::hint`] when the index named no slot.
 const NO_HINT: FlowId = FlowId::MAX;
