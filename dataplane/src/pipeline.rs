@@ -244,7 +244,8 @@ struct Staged {
     hash: u64,
     /// The slot stage 2 saw the index name for the key, or [`NO_HINT`].
     hint: FlowId,
-    /// IP protocol (on [`Path::Fast`]; 0 otherwise, the parse has it).
+    /// IP protocol (on [`Path::Fast`]; 0 otherwise, the parse has it). The key holds it too;
+    /// reading it from there instead measured 10 instructions more per established packet.
     proto: u8,
     /// TCP flags (on [`Path::Fast`], 0 for UDP; 0 otherwise).
     tcp_flags: u8,
