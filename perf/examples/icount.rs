@@ -4,7 +4,8 @@
 //! difference per packet (the setup cancels out).
 //!
 //! Usage: `icount established FLOWS PASSES` (every flow's packet PASSES times, after a pass
-//! that creates them) or `icount newflows RULES PACKETS` (a new flow on every packet, with
+//! that creates them), `icount sol FLOWS PASSES` (the same through the speed-of-light path,
+//! `perf::sol`), `icount newflows RULES PACKETS` (a new flow on every packet, with
 //! RULES random rules), or `icount learner fresh|refresh ANSWERS` (the FQDN learner learning
 //! ANSWERS DNS answers for 50k names, each with new addresses or repeating them; the clock
 //! advances 1 us per answer), or `icount dns PAIRS` (a DNS query and its answer through the
@@ -98,6 +99,34 @@ fn main() -> Result<()> {
                 }
             }
         }
+        Some("sol") => {
+            // As `established` (the same frames, ring and bursts), through `perf::sol`.
+            let (flows, passes) = (arg(&args, 2, "FLOWS")?, arg(&args, 3, "PASSES")?);
+            let mut t = perf::sol::SolTable::new(flows as usize, u64::MAX, 0x5eed);
+            let mut feeder = Feeder::new(flows);
+            let mut ring: VecDeque<Vec<u8>> = (0..flows)
+                .map(|_| {
+                    let mut f = vec![0u8; 60];
+                    feeder.write(&mut f);
+                    t.insert(&f, 0);
+                    f
+                })
+                .collect();
+            let mut burst = Vec::with_capacity(BURST);
+            for pass in 0..=passes {
+                for _ in 0..(flows as usize).div_ceil(BURST) {
+                    let n = ring.len().min(BURST);
+                    burst.extend(ring.drain(..n));
+                    let pass = t.burst(&burst, u64::from(pass));
+                    for (i, m) in burst.drain(..).enumerate() {
+                        if pass >> i & 1 == 1 {
+                            passed += 1;
+                            ring.push_back(m);
+                        }
+                    }
+                }
+            }
+        }
         Some("newflows") => {
             let (rules, packets) = (arg(&args, 2, "RULES")?, arg(&args, 3, "PACKETS")?);
             let cfg = config_with(1 << 20, &random_rules(rules as usize, 42))?;
@@ -168,7 +197,7 @@ fn main() -> Result<()> {
             passed = l.len() as u64;
         }
         _ => bail!(
-            "usage: icount established FLOWS PASSES | icount newflows RULES PACKETS | icount dns PAIRS | icount learner fresh|refresh ANSWERS"
+            "usage: icount established FLOWS PASSES | icount sol FLOWS PASSES | icount newflows RULES PACKETS | icount dns PAIRS | icount learner fresh|refresh ANSWERS"
         ),
     }
     println!("{passed} packets passed, {handed} DNS answers handed to the learner");

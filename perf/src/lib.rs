@@ -1,4 +1,5 @@
 //! ferrowall's benchmark workloads (the `perf` binary is `src/main.rs`).
 
 pub mod dnsload;
+pub mod sol;
 pub mod workload;
