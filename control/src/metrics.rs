@@ -325,6 +325,33 @@ impl Collector for Ferrowall {
             "DNS answers not learned because the control thread's ring was full.",
             &[(vec![], sum(&|p| p.dns_handoff_full.get()))],
         )?;
+        counters(
+            &mut enc,
+            "ferrowall_dns_hold_overflow",
+            "DNS answers forwarded without holding: too many were held already.",
+            &[(vec![], sum(&|p| p.dns_hold_overflow.get()))],
+        )?;
+        counters(
+            &mut enc,
+            "ferrowall_dns_unreassembled",
+            "DNS over TCP streams and fragmented UDP answers given up (not learned), by transport.",
+            &[
+                (
+                    label("transport", "tcp".to_owned()),
+                    sum(&|p| p.dns_tcp_broken.get()),
+                ),
+                (
+                    label("transport", "udp".to_owned()),
+                    sum(&|p| p.dns_reassembly_failed.get()),
+                ),
+            ],
+        )?;
+        gauges(
+            &mut enc,
+            "ferrowall_dns_tcp_buffered_bytes",
+            "Buffer capacity DNS over TCP streams hold (bounded per worker).",
+            &[(vec![], gauge_value(sum(&|p| p.dns_tcp_buffered.get())))],
+        )?;
         gauges(
             &mut enc,
             "ferrowall_dns_held",

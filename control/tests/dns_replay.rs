@@ -419,6 +419,65 @@ fn dns_over_tcp_split_over_segments() {
 }
 
 #[test]
+fn dns_over_tcp_with_the_query_in_the_syn() {
+    // TCP Fast Open: the query rides on the SYN, its bytes numbered from the SYN's sequence
+    // number plus one; the answer is learned, and later queries on the connection are read.
+    let mut frames = tcp_dns_exchange(7, "github.com", &[("github.com", 60, a("140.82.112.60"))]);
+    frames.remove(3);
+    let q = query(7, "github.com", rtype::A);
+    let mut framed = u16::try_from(q.len()).unwrap().to_be_bytes().to_vec();
+    framed.extend(q);
+    frames[0] = Pkt::new(C, DNS)
+        .tcp(45000, 53, tcp::SYN)
+        .seq_ack(1000, 0)
+        .payload(&framed)
+        .build();
+    // A second query on the connection, right after the first one's bytes, and its answer
+    // right after the first answer's.
+    let first_answer: usize = frames[3..5].iter().map(|f| f.len() - 54).sum();
+    let q2 = query(8, "api.github.com", rtype::A);
+    let mut framed2 = u16::try_from(q2.len()).unwrap().to_be_bytes().to_vec();
+    framed2.extend(q2);
+    let r2 = response(
+        8,
+        "api.github.com",
+        rtype::A,
+        &[("api.github.com", 60, a("140.82.112.61"))],
+    );
+    let mut rframed2 = u16::try_from(r2.len()).unwrap().to_be_bytes().to_vec();
+    rframed2.extend(r2);
+    let (cs, ss) = (
+        1001 + u32::try_from(framed.len()).unwrap(),
+        9001 + u32::try_from(first_answer).unwrap(),
+    );
+    frames.push(
+        Pkt::new(C, DNS)
+            .tcp(45000, 53, tcp::ACK | tcp::PSH)
+            .seq_ack(cs, ss)
+            .payload(&framed2)
+            .build(),
+    );
+    frames.push(
+        Pkt::new(DNS, C)
+            .tcp(53, 45000, tcp::ACK | tcp::PSH)
+            .seq_ack(ss, cs + u32::try_from(framed2.len()).unwrap())
+            .payload(&rframed2)
+            .build(),
+    );
+    frames.push(syn("140.82.112.60", 40000, 443));
+    frames.push(syn("140.82.112.61", 40001, 443));
+    let r = replay("fqdn-tfo", &config(""), &at_ms(frames));
+    assert_eq!(
+        (r.verdict(7), fqdn_of(&r.log[7])),
+        ("allow", Some("github.com"))
+    );
+    assert_eq!(
+        (r.verdict(8), fqdn_of(&r.log[8])),
+        ("allow", Some("api.github.com"))
+    );
+}
+
+#[test]
 fn a_fragmented_udp_answer_in_and_out_of_order() {
     // 100 addresses make the answer larger than 1000 bytes: three 504-byte fragments.
     let answers: Vec<(String, RecordSpec)> = (0..100)

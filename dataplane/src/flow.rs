@@ -10,7 +10,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 
 use crate::fqdn::Attribution;
-use crate::fqdn::snoop::FlowDns;
+use crate::fqdn::snoop::{FlowDns, MAX_TCP_BUFFERED, Queries, StreamError};
 use crate::side::Side;
 
 /// A flow's identity, the same for both directions.
@@ -394,6 +394,9 @@ pub struct FlowTable {
     hasher: KeyHasher,
     sweep_cursor: usize,
     len: usize,
+    /// Buffer capacity the flows' DNS-over-TCP streams hold together (bounded by
+    /// [`crate::fqdn::snoop::MAX_TCP_BUFFERED`]).
+    dns_buffered: usize,
 }
 
 impl std::fmt::Debug for FlowTable {
@@ -443,6 +446,7 @@ impl FlowTable {
             hasher: KeyHasher::new(seed),
             sweep_cursor: 0,
             len: 0,
+            dns_buffered: 0,
         }
     }
 
@@ -607,6 +611,35 @@ impl FlowTable {
         &mut self.slots[id as usize]
     }
 
+    /// Feeds DNS-over-TCP payload to flow `id`'s streams ([`FlowDns::tcp`]) within what the
+    /// worker's budget ([`MAX_TCP_BUFFERED`]) leaves, and keeps count of what they buffer.
+    pub fn dns_tcp(
+        &mut self,
+        id: FlowId,
+        to_server: bool,
+        seq: u32,
+        payload: &[u8],
+        each: impl FnMut(&mut Queries, &[u8]),
+    ) -> Result<(), StreamError> {
+        let dns = self.slots[id as usize].dns.get_or_insert_with(Box::default);
+        let before = dns.buffered();
+        let others = self.dns_buffered.saturating_sub(before);
+        let r = dns.tcp(
+            to_server,
+            seq,
+            payload,
+            MAX_TCP_BUFFERED.saturating_sub(others),
+            each,
+        );
+        self.dns_buffered = others + dns.buffered();
+        r
+    }
+
+    /// Buffer capacity the flows' DNS-over-TCP streams hold together.
+    pub fn dns_buffered(&self) -> usize {
+        self.dns_buffered
+    }
+
     /// Creates a flow for `key` (which must not be in the table).
     pub fn insert(
         &mut self,
@@ -678,7 +711,9 @@ impl FlowTable {
         slot.in_use = false;
         // What the flow held goes with it (an FQDN entry it kept alive, DNS buffers).
         slot.fqdn = None;
-        slot.dns = None;
+        if let Some(dns) = slot.dns.take() {
+            self.dns_buffered = self.dns_buffered.saturating_sub(dns.buffered());
+        }
         self.free.push(id);
         self.len -= 1;
     }

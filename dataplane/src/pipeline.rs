@@ -62,8 +62,11 @@ pub struct PipelineStats {
     pub dns_handed: Counter,
     /// DNS answers that could not be handed over (the ring to control was full).
     pub dns_handoff_full: Counter,
-    /// DNS-over-TCP streams given up (a gap, or more data than a message).
+    /// DNS-over-TCP streams given up (a gap, more data than a message, or more than the
+    /// worker's budget for such buffers leaves).
     pub dns_tcp_broken: Counter,
+    /// Buffer capacity this worker's DNS-over-TCP streams hold.
+    pub dns_tcp_buffered: Gauge,
     /// Fragmented DNS answers given up (no room, inconsistent fragments, timeout).
     pub dns_reassembly_failed: Counter,
     /// DNS answers held now.
@@ -424,6 +427,9 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         let expired = self.flows.sweep(now, &self.policy.timeouts, SWEEP_BUDGET);
         self.stats.flows_expired.add(expired as u64);
         self.stats.flows.set(self.flows.len() as u64);
+        self.stats
+            .dns_tcp_buffered
+            .set(self.flows.dns_buffered() as u64);
     }
 
     fn release_holds(&mut self, now: u64, fleet_version: u64, fx: &mut Effects<H>) {
@@ -1205,8 +1211,12 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         let end = usize::from(ip.ip_end).min(frame.len());
         let (to_server, payload, seq) = match ip.l4 {
             L4::Udp { dport, .. } => (dport == DNS_PORT, frame.get(start + 8..end), None),
-            L4::Tcp { dport, seq, .. } => {
+            L4::Tcp {
+                dport, seq, flags, ..
+            } => {
                 let hl = frame.get(start + 12).map_or(0, |b| usize::from(b >> 4) * 4);
+                // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
+                let seq = seq.wrapping_add(u32::from(flags & tcp::flags::SYN != 0));
                 (dport == DNS_PORT, frame.get(start + hl..end), Some(seq))
             }
             _ => (false, None, None),
@@ -1221,14 +1231,16 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 // DNS over TCP: the segment may complete any number of messages, each screened
                 // where it lies in the stream's buffer.
                 let (policy, stats, text) = (&self.policy, &self.stats, &mut self.dns_text);
-                let dns = self.flows.get_mut(id).dns.get_or_insert_with(Box::default);
                 let mut handed = false;
-                let read = dns.tcp(to_server, seq, payload, |queries, msg| {
-                    handed |= screen_one(queries, policy, stats, msg, to_server, src, text, fx);
-                });
+                let read = self
+                    .flows
+                    .dns_tcp(id, to_server, seq, payload, |queries, msg| {
+                        handed |= screen_one(queries, policy, stats, msg, to_server, src, text, fx);
+                    });
                 if read.is_err() {
                     stats.dns_tcp_broken.inc();
                 }
+                stats.dns_tcp_buffered.set(self.flows.dns_buffered() as u64);
                 handed
             }
         };

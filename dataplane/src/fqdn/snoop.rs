@@ -50,6 +50,11 @@ impl DnsPolicy {
 /// The largest DNS message over TCP, with its length prefix.
 pub const MAX_TCP_MESSAGE: usize = 2 + 65535;
 
+/// What one worker's DNS-over-TCP streams may buffer together (bytes of buffer capacity): a
+/// stream that would take more is given up and counted, so connections that never finish a
+/// message can not take the worker's memory, however many there are.
+pub const MAX_TCP_BUFFERED: usize = 8 << 20;
+
 /// One direction of a DNS-over-TCP stream being reassembled.
 #[derive(Debug, Clone, Default)]
 struct Stream {
@@ -66,16 +71,20 @@ struct Stream {
 pub enum StreamError {
     /// A segment arrived after missing data.
     Gap,
-    /// More was buffered than one message can be.
+    /// More was buffered than one message can be, or than the worker's budget
+    /// ([`MAX_TCP_BUFFERED`]) leaves.
     Overflow,
 }
 
 impl Stream {
-    /// Adds a segment's payload; calls `each` with every DNS message it completes.
+    /// Adds a segment's payload; calls `each` with every DNS message it completes. The buffer
+    /// never holds more than `room` bytes of capacity (an incomplete message beyond that breaks
+    /// the stream), and none once it holds no incomplete message.
     fn push(
         &mut self,
         seq: u32,
         payload: &[u8],
+        room: usize,
         mut each: impl FnMut(&[u8]),
     ) -> Result<(), StreamError> {
         if self.broken || payload.is_empty() {
@@ -100,10 +109,18 @@ impl Stream {
             self.buf = Vec::new();
             return Err(StreamError::Gap);
         };
-        if self.buf.len() + data.len() > 2 * MAX_TCP_MESSAGE {
+        let need = self.buf.len() + data.len();
+        let limit = room.min(2 * MAX_TCP_MESSAGE);
+        if need > limit {
             self.broken = true;
             self.buf = Vec::new();
             return Err(StreamError::Overflow);
+        }
+        if need > self.buf.capacity() {
+            // Grow by doubling, but never past the limit, so the capacity counted against the
+            // worker's budget is what the stream may hold.
+            let want = need.max(self.buf.capacity() * 2).min(limit);
+            self.buf.reserve_exact(want - self.buf.len());
         }
         self.buf.extend_from_slice(data);
         self.next = self
@@ -121,7 +138,12 @@ impl Stream {
             each(msg);
             at += 2 + len;
         }
-        self.buf.drain(..at);
+        if at == self.buf.len() {
+            // Nothing incomplete left: give the buffer back.
+            self.buf = Vec::new();
+        } else {
+            self.buf.drain(..at);
+        }
         Ok(())
     }
 }
@@ -200,16 +222,26 @@ impl FlowDns {
     }
 
     /// Feeds TCP payload of one direction (`to_server`), calling `each` with the queries and
-    /// every message the segment completes, read in place in the stream's buffer.
+    /// every message the segment completes, read in place in the stream's buffer. `room`: the
+    /// buffer capacity both directions may hold together (what the worker's budget leaves).
     pub fn tcp(
         &mut self,
         to_server: bool,
         seq: u32,
         payload: &[u8],
+        room: usize,
         mut each: impl FnMut(&mut Queries, &[u8]),
     ) -> Result<(), StreamError> {
         let FlowDns { queries, streams } = self;
-        streams[usize::from(!to_server)].push(seq, payload, |m| each(queries, m))
+        let [to, from] = streams;
+        let (stream, other) = if to_server { (to, from) } else { (from, to) };
+        let room = room.saturating_sub(other.buf.capacity());
+        stream.push(seq, payload, room, |m| each(queries, m))
+    }
+
+    /// Bytes of buffer capacity its streams hold.
+    pub fn buffered(&self) -> usize {
+        self.streams.iter().map(|s| s.buf.capacity()).sum()
     }
 }
 
@@ -346,8 +378,42 @@ mod tests {
 
     fn collect(s: &mut Stream, seq: u32, data: &[u8]) -> (Vec<Vec<u8>>, Result<(), StreamError>) {
         let mut out = Vec::new();
-        let r = s.push(seq, data, |m| out.push(m.to_vec()));
+        let r = s.push(seq, data, MAX_TCP_BUFFERED, |m| out.push(m.to_vec()));
         (out, r)
+    }
+
+    #[test]
+    fn a_stream_holds_only_an_incomplete_message_within_its_room() {
+        let bytes = framed(&[b"first", b"second"]);
+        let mut s = Stream::default();
+        // Complete messages leave nothing buffered.
+        let (m, _) = collect(&mut s, 0, &bytes[..7]);
+        assert_eq!(m, vec![b"first".to_vec()]);
+        assert_eq!(s.buf.capacity(), 0);
+        // An incomplete one is held, in no more capacity than the room.
+        let mut out = Vec::new();
+        let r = s.push(7, &bytes[7..10], 5, |m| out.push(m.to_vec()));
+        assert!(r.is_ok() && out.is_empty());
+        assert!(s.buf.capacity() <= 5, "{}", s.buf.capacity());
+        // More than the room breaks the stream and frees its buffer.
+        let r = s.push(10, &bytes[10..], 5, |m| out.push(m.to_vec()));
+        assert_eq!(r, Err(StreamError::Overflow));
+        assert_eq!(s.buf.capacity(), 0);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn both_directions_share_the_flows_room() {
+        let mut dns = FlowDns::default();
+        let half = framed(&[&[7u8; 100]]);
+        let r = dns.tcp(true, 0, &half[..60], 100, |_, _| {});
+        assert!(r.is_ok());
+        let held = dns.buffered();
+        assert!((60..=100).contains(&held), "{held}");
+        // The other direction gets only what is left.
+        let r = dns.tcp(false, 0, &half[..60], 100, |_, _| {});
+        assert_eq!(r, Err(StreamError::Overflow));
+        assert_eq!(dns.buffered(), held);
     }
 
     #[test]

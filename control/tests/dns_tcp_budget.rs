@@ -1,0 +1,88 @@
+//! DNS over TCP can not take a worker's memory: connections that never finish a message hold
+//! at most `MAX_TCP_BUFFERED` bytes of buffers together, the rest are given up and counted,
+//! and a finished message gives its buffer back.
+
+use std::sync::Arc;
+
+use dataplane::fqdn::snoop::MAX_TCP_BUFFERED;
+use dataplane::pipeline::{Disposition, Effects};
+use dataplane::{Pipeline, PipelineConfig, PipelineStats, Policy, Side};
+use testkit::{Pkt, tcp};
+
+const CONFIG: &str = r#"
+[ports.inside]
+device = "a"
+[ports.outside]
+device = "b"
+[flows]
+capacity = 4096
+[[rule]]
+name = "dns-tcp"
+action = "allow"
+proto = "tcp"
+dst_ports = ["53"]
+[default]
+action = "drop"
+"#;
+
+const SERVER: &str = "192.0.2.53";
+
+fn client(i: usize) -> String {
+    format!("10.0.{}.{}", i / 250, i % 250 + 1)
+}
+
+fn pass(p: &mut Pipeline<Vec<u8>>, frame: Vec<u8>, now: u64) {
+    let mut fx = Effects::default();
+    let (d, decision) = p.process(frame, Side::Inside, now, &mut fx);
+    assert!(matches!(d, Disposition::Pass(_)), "{decision:?}");
+}
+
+#[test]
+fn unfinished_messages_share_a_bounded_budget() {
+    let cfg = config::parse(CONFIG, "budget.toml").expect("valid");
+    let policy = Arc::new(Policy::compile(&cfg, 1, 1));
+    let stats = Arc::new(PipelineStats::default());
+    let mut p = Pipeline::new(
+        PipelineConfig::from_config(&cfg, 0, 7),
+        policy,
+        Arc::clone(&stats),
+    );
+    // Each connection announces a 65535-byte message and sends 60000 bytes of it.
+    let mut partial = vec![0xff, 0xff];
+    partial.extend(std::iter::repeat_n(0u8, 60_000));
+    let flows = 2 * MAX_TCP_BUFFERED / partial.len();
+    for i in 0..flows {
+        let c = client(i);
+        pass(
+            &mut p,
+            Pkt::new(&c, SERVER)
+                .tcp(40000, 53, tcp::SYN)
+                .seq_ack(100, 0)
+                .build(),
+            1,
+        );
+        let seg = Pkt::new(&c, SERVER)
+            .tcp(40000, 53, tcp::ACK | tcp::PSH)
+            .seq_ack(101, 1)
+            .payload(&partial)
+            .build();
+        pass(&mut p, seg, 2);
+        assert!(p.flows().dns_buffered() <= MAX_TCP_BUFFERED);
+    }
+    // About half the connections fit; the others were given up and counted.
+    let broken = stats.dns_tcp_broken.get();
+    let flows = flows as u64;
+    assert!(broken >= flows / 3 && broken < flows, "{broken} of {flows}");
+    let full = p.flows().dns_buffered();
+    assert!(full > MAX_TCP_BUFFERED / 2, "{full}");
+    // Finishing the first connection's message gives its buffer back.
+    let rest = vec![0u8; 65535 - 60_000];
+    let seg = Pkt::new(&client(0), SERVER)
+        .tcp(40000, 53, tcp::ACK | tcp::PSH)
+        .seq_ack(101 + 60_002, 1)
+        .payload(&rest)
+        .build();
+    pass(&mut p, seg, 3);
+    assert!(p.flows().dns_buffered() < full);
+    assert_eq!(stats.dns_tcp_broken.get(), broken);
+}
