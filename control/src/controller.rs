@@ -32,6 +32,10 @@ pub struct Control {
     pub clock: Clock,
     /// Held DNS answers waiting to be told when to go: (worker, token, learned).
     pending_holds: Vec<(usize, u64, bool)>,
+    /// Per worker: an answer it handed over without a hold was learned since its last held
+    /// one. A packet's several answers (DNS over TCP) carry its hold on the last one only, so
+    /// the hold must wait for what the earlier ones taught.
+    learned_unheld: Vec<bool>,
     last_save: Instant,
     /// What the admin and metrics threads read, when they run.
     pub shared: Option<Arc<Shared>>,
@@ -63,6 +67,7 @@ impl Control {
                 learner,
                 clock,
                 pending_holds: Vec::new(),
+                learned_unheld: vec![false; workers],
                 last_save: Instant::now(),
                 shared: None,
                 calls: None,
@@ -113,10 +118,17 @@ impl Control {
                     FromWorker::FqdnReturned(map) => self.learner.returned(w, map),
                     FromWorker::RetiredRules(rules) => drop(rules),
                     FromWorker::Dns(h) => {
+                        // What this answer or an earlier unheld one of the worker taught.
                         let r = self.learner.learn(&h.message, now);
-                        if let Some(token) = h.hold {
-                            self.pending_holds
-                                .push((w, token, r == AnswerResult::Learned));
+                        let earlier = self.learned_unheld.get_mut(w).is_some_and(std::mem::take);
+                        let learned = r == AnswerResult::Learned || earlier;
+                        match h.hold {
+                            Some(token) => self.pending_holds.push((w, token, learned)),
+                            None => {
+                                if let Some(l) = self.learned_unheld.get_mut(w) {
+                                    *l = learned;
+                                }
+                            }
                         }
                     }
                 }
@@ -234,3 +246,58 @@ impl Control {
 pub const SPIN_AFTER_WORK: Duration = Duration::from_millis(20);
 /// How long it sleeps when idle.
 pub const IDLE_SLEEP: Duration = Duration::from_millis(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::agent;
+    use dataplane::dns::message::build::{RecordSpec, response};
+    use dataplane::dns::message::rtype;
+    use dataplane::pipeline::DnsHandoff;
+
+    #[test]
+    fn a_hold_waits_for_what_earlier_answers_of_its_packet_taught() {
+        let text = "[ports.inside]\ndevice = \"a\"\n[ports.outside]\ndevice = \"b\"\n\
+[[rule]]\nname = \"gh\"\naction = \"allow\"\ndst_fqdn = [\"github.com\"]\n";
+        let cfg = config::parse(text, "t.toml").expect("valid");
+        let policy = Arc::new(Policy::compile(&cfg, 1, 1));
+        let (mut control, _tables) =
+            Control::new("t.toml".into(), cfg, policy, 1, Clock::new(1_000_000_000));
+        let (mut worker, link, _admin) = agent::link();
+        control.links.push(link);
+        // One TCP segment completed two answers: an A answer that teaches an address, then
+        // an empty AAAA answer (nothing to learn); the segment's hold rides on the last.
+        let a = response(
+            1,
+            "github.com",
+            rtype::A,
+            &[(
+                "github.com",
+                60,
+                RecordSpec::A("140.82.112.3".parse().unwrap()),
+            )],
+        );
+        let empty = response(2, "github.com", rtype::AAAA, &[]);
+        for (message, hold) in [(a, None), (empty, Some(9))] {
+            let h = DnsHandoff { message, hold };
+            assert!(worker.outbox.push(FromWorker::Dns(h)).is_ok());
+        }
+        control.poll();
+        let mut table = None;
+        let mut hold = None;
+        while let Ok(m) = worker.inbox.pop() {
+            match m {
+                ToWorker::Fqdn(t) => table = Some(t.version()),
+                ToWorker::Hold { token, version } => hold = Some((token, version)),
+                _ => {}
+            }
+        }
+        let table = table.expect("a table was published");
+        assert!(table > 0);
+        assert_eq!(
+            hold,
+            Some((9, table)),
+            "released once the address is everywhere"
+        );
+    }
+}
