@@ -402,6 +402,39 @@ fn ipv6_extension_headers_are_walked_to_the_transport_header() {
     assert_eq!(r.log[2]["detail"], "ipv6-ext-header");
 }
 
+#[test]
+fn ipv6_fragments_with_a_header_after_the_fragment_header() {
+    // Destination options ride in the fragmentable part: the first fragment holds them and
+    // the UDP header, later ones only data (their Fragment header names destination options
+    // as the next header, not UDP). Both follow the datagram's verdict.
+    let whole = Pkt::new("fd00::2", "2001:db8::53")
+        .udp(40000, 53)
+        .payload(&[7; 1200])
+        .ext(Ext::DestOpts(0))
+        .build();
+    let (eth, ip) = whole.split_at(14);
+    let (header, fragmentable) = ip.split_at(40);
+    let mut frames = Vec::new();
+    for (i, chunk) in fragmentable.chunks(608).enumerate() {
+        let more = (i + 1) * 608 < fragmentable.len();
+        let mut f = eth.to_vec();
+        let mut h = header.to_vec();
+        h[4..6].copy_from_slice(&u16::try_from(8 + chunk.len()).unwrap().to_be_bytes());
+        h[6] = 44;
+        f.extend(h);
+        let offset = u16::try_from(i * 608 / 8).unwrap() << 3 | u16::from(more);
+        f.extend([60, 0]);
+        f.extend(offset.to_be_bytes());
+        f.extend(31u32.to_be_bytes());
+        f.extend(chunk);
+        frames.push(f);
+    }
+    assert_eq!(frames.len(), 2);
+    let r = replay("v6-frag-destopts", &config(), &at_ms(frames));
+    assert_eq!(r.summary(), ["allow/rule", "allow/fragment"]);
+    assert_eq!(r.rule(1), Some("dns"));
+}
+
 fn datagram(dst: &str, id: u32) -> Vec<Vec<u8>> {
     Pkt::new(C, dst)
         .udp(40000, 53)
@@ -528,6 +561,11 @@ fn icmp_errors_pass_for_known_flows_only() {
             .icmp(3, 3, [0; 4])
             .payload(&[0x45, 0])
             .build(), // quote too short
+        // Quotes the live flow, but is addressed to another inside host than its sender.
+        Pkt::new("192.0.2.53", "10.0.0.99")
+            .icmp(3, 3, [0; 4])
+            .payload(&q[14..14 + 28])
+            .build(),
     ]);
     let r = replay("icmp-errors", &config(), &frames);
     assert_eq!(
@@ -538,7 +576,82 @@ fn icmp_errors_pass_for_known_flows_only() {
             "drop/icmp-error-no-flow",
             "allow/rule",
             "allow/related",
+            "drop/icmp-error-no-flow",
             "drop/icmp-error-no-flow"
+        ]
+    );
+}
+
+#[test]
+fn an_icmp_error_after_a_reload_is_decided_under_the_new_policy() {
+    let dir = testkit::scratch_dir("reload-icmp");
+    // Generation 2 drops the range the flow is in.
+    let g2 = dir.join("g2.toml");
+    std::fs::write(
+        &g2,
+        format!(
+            "[ports.inside]\ndevice = \"in\"\n[ports.outside]\ndevice = \"out\"\n{INSIDE}[[rule]]\nname = \"no-web-range\"\naction = \"drop\"\nproto = \"tcp\"\ndst_ports = [\"8000-8080\"]\n[default]\naction = \"allow\"\n"
+        ),
+    )
+    .unwrap();
+    let opening = syn(C, S, 40001, 8000);
+    let error = Pkt::new(S, C)
+        .icmp(3, 4, [0, 0, 5, 0])
+        .payload(&opening[14..14 + 28])
+        .build();
+    let frames = at_ms(vec![
+        opening.clone(),           // 0: web
+        synack(S, C, 8000, 40001), // 1: established (gen 1)
+        error,                     // 2: gen 2 refuses the flow it quotes: dropped with it
+        ack(C, S, 40001, 8000),    // 3: the flow is gone
+    ]);
+    let r = replay_with(
+        "reload-icmp",
+        &config(),
+        &frames,
+        &["--reload-at".into(), format!("2:{}", g2.display())],
+    );
+    assert_eq!(
+        r.summary(),
+        [
+            "allow/rule",
+            "allow/established",
+            "drop/rule",
+            "drop/no-flow"
+        ]
+    );
+    assert_eq!(r.rule(2), Some("no-web-range"));
+}
+
+#[test]
+fn a_fin_on_the_handshakes_last_ack_closes_the_flow() {
+    let cfg = format!(
+        "{}[flows]\ntcp_established_timeout = \"10s\"\ntcp_transitory_timeout = \"3s\"\n",
+        config()
+    );
+    // Data and FIN on the ACK that completes the handshake: the flow is closing (3 s), not
+    // established (10 s), so the server's ACK 5 s later finds no flow.
+    let frames = vec![
+        (T0, syn(C, S, 43000, 443)),
+        (T0 + 1, synack(S, C, 443, 43000)),
+        (
+            T0 + 2,
+            Pkt::new(C, S)
+                .tcp(43000, 443, tcp::ACK | tcp::PSH | tcp::FIN)
+                .seq_ack(1001, 5001)
+                .payload(b"GET / HTTP/1.0\r\n\r\n")
+                .build(),
+        ),
+        (T0 + 5 * SEC + 3, ack(S, C, 443, 43000)),
+    ];
+    let r = replay("fin-on-ack", &cfg, &frames);
+    assert_eq!(
+        r.summary(),
+        [
+            "allow/rule",
+            "allow/established",
+            "allow/established",
+            "drop/no-flow"
         ]
     );
 }
@@ -637,7 +750,7 @@ fn a_reload_decides_live_flows_again() {
             "allow/rule",
             "allow/rule",
             "allow/established",
-            "allow/established",
+            "allow/rule",
             "drop/rule",
             "drop/no-flow",
             "allow/established"

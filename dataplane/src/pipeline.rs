@@ -676,7 +676,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         }
         match ip.frag {
             Some(f) if !f.is_first() => {
-                let key = DatagramKey::new(ip.src, ip.dst, ip.proto, f.ident);
+                let key = datagram_key(ip, f.ident);
                 let (disp, decision) = self.later_fragment(key, pkt, side, now);
                 match disp {
                     Disposition::Pass(p) if self.reasm.tracks(&key) => {
@@ -687,7 +687,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 }
             }
             Some(f) => {
-                let key = DatagramKey::new(ip.src, ip.dst, ip.proto, f.ident);
+                let key = datagram_key(ip, f.ident);
                 let len = pkt.as_ref().len() as u64;
                 let (disp, decision, flow) = self.classify(pkt, side, ip, probe, len, now, fx);
                 self.last_flow = flow;
@@ -787,6 +787,11 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
 
     /// The decision of a later fragment whose first fragment decided `first`.
     fn follow(&mut self, first: Decision, flow: Option<FlowId>, len: u64, now: u64) -> Decision {
+        // The rule that decided the first fragment counts the rest of the datagram (while its
+        // policy is in force: a reload renumbers the rules).
+        if first.generation == self.policy.generation {
+            self.count_rule(decided_by(first.rule), len);
+        }
         if first.verdict == Verdict::Allow {
             if let Some(id) = flow {
                 let f = self.flows.get_mut(id);
@@ -859,7 +864,9 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 L4::Icmp { ty, .. } => {
                     let v6 = ip.proto == proto::ICMPV6;
                     if (v6 && icmp::v6::is_error(ty)) || (!v6 && icmp::v4::is_error(ty)) {
-                        let quoted = packet::quoted(pkt.as_ref(), ip);
+                        // An error goes back to the sender of the packet it quotes: one addressed
+                        // to anybody else relates to no flow of theirs.
+                        let quoted = packet::quoted(pkt.as_ref(), ip).filter(|q| q.src == ip.dst);
                         self.icmp_error(pkt, quoted, len, now)
                     } else {
                         // Other informational messages are decided one by one, without a flow.
@@ -1155,18 +1162,10 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         now: u64,
     ) -> (Disposition<H>, Decision, Option<FlowId>) {
         let generation = self.policy.generation;
-        if self.flows.get(id).generation != generation {
-            if let Some(dropped) = self.redecide(id, now) {
-                // A live flow the new policy refuses is dropped, never answered.
-                self.stats.drops[drop_reason(dropped).index()].inc();
-                return (
-                    Disposition::Drop(pkt),
-                    Decision {
-                        verdict: Verdict::Drop,
-                        ..dropped
-                    },
-                    None,
-                );
+        let redecided = self.flows.get(id).generation != generation;
+        if redecided {
+            if let Some(refused) = self.redecide_if_stale(id, now) {
+                return (Disposition::Drop(pkt), refused, None);
             }
         }
         let f = self.flows.get_mut(id);
@@ -1180,16 +1179,18 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         let by = f.decided_by;
         self.count_rule(by, len);
         let rule = by.rule();
-        (
-            Disposition::Pass(pkt),
+        let decision = if redecided {
+            // Decided again under the new policy: by a rule or the default, as a new flow.
+            self.decision(Verdict::Allow, rule)
+        } else {
             Decision {
                 verdict: Verdict::Allow,
                 reason: Reason::Established,
                 rule,
                 generation,
-            },
-            Some(id),
-        )
+            }
+        };
+        (Disposition::Pass(pkt), decision, Some(id))
     }
 
     /// Reads the DNS messages of a packet that passes on DNS flow `id`: queries are remembered,
@@ -1329,6 +1330,21 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         }
     }
 
+    /// Decides live flow `id` again if it was decided under an older policy. Returns the drop
+    /// (counted) if the policy in force refuses it: the flow is then removed, and its packet
+    /// dropped, never answered.
+    fn redecide_if_stale(&mut self, id: FlowId, now: u64) -> Option<Decision> {
+        if self.flows.get(id).generation == self.policy.generation {
+            return None;
+        }
+        let refused = self.redecide(id, now)?;
+        self.stats.drops[drop_reason(refused).index()].inc();
+        Some(Decision {
+            verdict: Verdict::Drop,
+            ..refused
+        })
+    }
+
     /// Decides live flow `id` again under the current policy. Returns the decision if the flow is
     /// no longer allowed (it is then removed).
     fn redecide(&mut self, id: FlowId, now: u64) -> Option<Decision> {
@@ -1382,7 +1398,11 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             let (d, dec) = self.drop(pkt, DropReason::IcmpErrorNoFlow);
             return (d, dec, None);
         };
-        // A related error passes if the flow does, without refreshing the flow's idle timer.
+        // A related error passes if the flow does (under the policy in force), without
+        // refreshing the flow's idle timer.
+        if let Some(refused) = self.redecide_if_stale(id, now) {
+            return (Disposition::Drop(pkt), refused, None);
+        }
         let f = self.flows.get_mut(id);
         f.packets += 1;
         f.bytes += len;
@@ -1400,6 +1420,15 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             Some(id),
         )
     }
+}
+
+/// The key of the datagram a fragment belongs to. IPv6 names a datagram by its addresses and
+/// identification only (RFC 8200): the protocol a fragment shows is the first fragment's
+/// transport but a later one's next header after the Fragment header (which differs when
+/// an AH or Destination Options header follows it).
+fn datagram_key(ip: &IpPacket, ident: u32) -> DatagramKey {
+    let proto = if ip.v6 { 0 } else { ip.proto };
+    DatagramKey::new(ip.src, ip.dst, proto, ident)
 }
 
 /// The DNS port: flows to or from it are snooped.
@@ -1480,7 +1509,12 @@ fn next_tcp_state(
         FlowState::SynSent if !from_init && flags & (SYN | ACK) == SYN | ACK => {
             FlowState::SynReceived
         }
-        FlowState::SynReceived if from_init && flags & (SYN | ACK) == ACK => FlowState::Established,
+        // The handshake's last ACK may carry a FIN (data and FIN together): closing at once.
+        FlowState::SynReceived if from_init && flags & (SYN | ACK) == ACK => match *fins {
+            0 => FlowState::Established,
+            3 => FlowState::TimeWait,
+            _ => FlowState::Closing,
+        },
         FlowState::SynSent | FlowState::SynReceived => state,
         _ if *fins == 3 => FlowState::TimeWait,
         _ if *fins != 0 => FlowState::Closing,
