@@ -108,13 +108,27 @@ pub struct PortSpec {
 }
 
 /// `[network]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields, expecting = "a table")]
 pub struct Network {
-    /// The inside network (default: none). `replay` uses it to tell on which port a packet
-    /// entered: a packet whose source is here came in on `inside`.
+    /// The inside network (default: 10.0.0.0/8 and fd00::/8, as CONTRACT.md shows). `replay`
+    /// uses it to tell on which port a packet entered: a packet whose source is here came in
+    /// on `inside`.
     #[serde(deserialize_with = "de::list")]
     pub inside: Vec<Cidr>,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        let v4 = Cidr::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 0)), 8);
+        let v6 = Cidr::new(
+            IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0)),
+            8,
+        );
+        Network {
+            inside: [v4, v6].into_iter().flatten().collect(),
+        }
+    }
 }
 
 /// `[flows]`.

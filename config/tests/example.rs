@@ -159,7 +159,7 @@ fn minimal_file_gets_every_default() {
         (1024, 1024, 0)
     );
 
-    assert!(config.network.inside.is_empty());
+    assert_eq!(config.network.inside, cidrs(&["10.0.0.0/8", "fd00::/8"]));
 
     let flows = &config.flows;
     assert_eq!(flows.capacity, 1_048_576);

@@ -204,9 +204,12 @@ impl Control {
         if cfg.dpdk != self.cfg.dpdk
             || cfg.ports != self.cfg.ports
             || cfg.flows.capacity != self.cfg.flows.capacity
+            || cfg.flows.fragment_capacity != self.cfg.flows.fragment_capacity
+            || cfg.admin != self.cfg.admin
+            || cfg.metrics != self.cfg.metrics
         {
             warn!(
-                "reload: [dpdk], [ports] and [flows].capacity take effect at the next start only"
+                "reload: [dpdk], [ports], [flows].capacity, [flows].fragment_capacity, [admin] and [metrics] take effect at the next start only"
             );
         }
         let generation = self.policy.generation + 1;

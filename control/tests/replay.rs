@@ -535,6 +535,30 @@ fn fragments_whose_first_never_comes_are_dropped_after_the_timeout() {
 }
 
 #[test]
+fn a_reload_changes_the_fragment_timeout() {
+    let dir = testkit::scratch_dir("reload-frag");
+    let g2 = dir.join("g2.toml");
+    std::fs::write(
+        &g2,
+        format!("[ports.inside]\ndevice = \"in\"\n[ports.outside]\ndevice = \"out\"\n{INSIDE}{RULES}[flows]\nfragment_timeout = \"1s\"\n"),
+    )
+    .unwrap();
+    // A later fragment waits for its first one 2 s: within the 5 s default, past the 1 s the
+    // reload before it sets.
+    let d = datagram("192.0.2.53", 4);
+    let frames = vec![(T0, d[1].clone()), (T0 + 2 * SEC, d[0].clone())];
+    let r = replay("frag-before-reload", &config(), &frames);
+    assert_eq!(r.summary(), ["allow/fragment", "allow/rule"]);
+    let r = replay_with(
+        "frag-reload",
+        &config(),
+        &frames,
+        &["--reload-at".into(), format!("0:{}", g2.display())],
+    );
+    assert_eq!(r.summary(), ["drop/fragment-no-first", "allow/rule"]);
+}
+
+#[test]
 fn icmp_errors_pass_for_known_flows_only() {
     let q = udp(C, "192.0.2.53", 40000, 53);
     let unreachable = |quoted: &[u8]| {

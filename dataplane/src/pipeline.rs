@@ -171,8 +171,6 @@ pub struct PipelineConfig {
     pub flow_capacity: usize,
     /// Datagrams the fragment table tracks.
     pub fragment_capacity: usize,
-    /// How long a fragment table entry lives (ns).
-    pub fragment_timeout: u64,
     /// Hash seed.
     pub seed: u64,
 }
@@ -184,8 +182,6 @@ impl PipelineConfig {
             worker,
             flow_capacity: cfg.flows.capacity as usize,
             fragment_capacity: cfg.flows.fragment_capacity as usize,
-            fragment_timeout: u64::try_from(cfg.flows.fragment_timeout.as_nanos())
-                .unwrap_or(u64::MAX),
             seed,
         }
     }
@@ -214,7 +210,6 @@ pub struct Pipeline<H> {
     next_token: u64,
     /// Fragmented DNS answers being put together.
     reasm: DnsReassembly,
-    fragment_timeout: u64,
     /// Rules a packet's destination satisfies by name, for the matcher.
     fqdn_ok: Vec<u32>,
     /// Scratch for the names of a DNS message being screened (read as text, not decoded).
@@ -337,7 +332,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             flows: FlowTable::new(cfg.flow_capacity, cfg.seed),
             frags: FragTable::new(
                 cfg.fragment_capacity,
-                cfg.fragment_timeout,
+                policy.fragment_timeout,
                 cfg.seed ^ 0x5bd1_e995,
             ),
             policy,
@@ -350,7 +345,6 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             held_dns: VecDeque::new(),
             next_token: 0,
             reasm: DnsReassembly::default(),
-            fragment_timeout: cfg.fragment_timeout,
             fqdn_ok: Vec::new(),
             dns_text: Vec::new(),
             last_flow: None,
@@ -400,6 +394,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     /// their next packet.
     pub fn set_policy(&mut self, policy: Arc<Policy>) -> Arc<Policy> {
         self.rejects.set_rate(policy.reject_rate);
+        self.frags.set_timeout(policy.fragment_timeout);
         std::mem::replace(&mut self.policy, policy)
     }
 
@@ -422,7 +417,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             });
         }
         self.stats.fragments_held.set(self.frags.held() as u64);
-        let lost = self.reasm.expire(now, self.fragment_timeout);
+        let lost = self.reasm.expire(now, self.policy.fragment_timeout);
         self.stats.dns_reassembly_failed.add(lost as u64);
         let expired = self.flows.sweep(now, &self.policy.timeouts, SWEEP_BUDGET);
         self.stats.flows_expired.add(expired as u64);

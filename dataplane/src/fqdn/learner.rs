@@ -285,7 +285,13 @@ impl Scratch {
         let mut answers = m.answers();
         while let Some(r) = answers.next_text(&mut self.text, Some(&question)) {
             let r = r?;
-            let (owner, ttl) = (r.owner, r.ttl);
+            // A TTL with its top bit set means 0 (RFC 2181, section 8).
+            let ttl = if r.ttl > i32::MAX.unsigned_abs() {
+                0
+            } else {
+                r.ttl
+            };
+            let owner = r.owner;
             let mut push = |data| {
                 self.records.push(Rec {
                     owner: owner.clone(),
@@ -578,13 +584,27 @@ impl Learner {
         };
         let bindings = self.by_ip.entry(ip).or_default();
         if let Some(i) = bindings.iter().position(|b| b.name == id) {
-            // Refreshed: now the most recent binding of the address.
+            // Refreshed: now the most recent binding of the address, and the name's most
+            // recent address (the last its per-name cap evicts).
             let mut b = bindings.remove(i);
             if expires > b.expires {
                 self.expiries.set(b.timer, expires);
                 b.expires = expires;
             }
             bindings.insert(0, b);
+            if let Some(ips) = self
+                .names
+                .get_mut(id as usize)
+                .and_then(Option::as_mut)
+                .map(|state| &mut state.ips)
+            {
+                if let Some(at) = ips.iter().rposition(|k| *k == ip) {
+                    if at + 1 != ips.len() {
+                        ips.remove(at);
+                        ips.push_back(ip);
+                    }
+                }
+            }
         } else {
             let timer = self.expiries.insert(expires, (ip, id));
             bindings.insert(
@@ -1035,6 +1055,41 @@ mod tests {
             maps.get(&IpKey::new("192.0.2.1".parse().unwrap()))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_ttl_with_its_top_bit_set_is_zero() {
+        let mut l = learner("");
+        let msg = response(
+            1,
+            "github.com",
+            rtype::A,
+            &[("github.com", 0x8000_0000, a("192.0.2.1"))],
+        );
+        assert_eq!(l.learn(&msg, 0), AnswerResult::Learned);
+        let expires: Vec<u64> = l
+            .bindings()
+            .flat_map(|(_, b)| b.into_iter().map(|b| b.expires))
+            .collect();
+        assert_eq!(expires, [10 * S], "0, raised to min_ttl");
+    }
+
+    #[test]
+    fn the_per_name_cap_evicts_the_address_answered_least_recently() {
+        let mut l = learner("max_ips_per_name = 2");
+        // 1 and 2 learned, 1 answered again, then 3: 2 goes, not the refreshed 1.
+        for (t, ip) in ["192.0.2.1", "192.0.2.2", "192.0.2.1", "192.0.2.3"]
+            .iter()
+            .enumerate()
+        {
+            l.learn(
+                &response(1, "github.com", rtype::A, &[("github.com", 60, a(ip))]),
+                t as u64 * S,
+            );
+        }
+        assert!(names_of(&l, "192.0.2.2").is_empty());
+        assert_eq!(names_of(&l, "192.0.2.1"), ["github.com"]);
+        assert_eq!(names_of(&l, "192.0.2.3"), ["github.com"]);
     }
 
     #[test]
