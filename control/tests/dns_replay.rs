@@ -296,6 +296,13 @@ fn answers_without_their_query_or_from_untrusted_servers_are_not_learned() {
     for i in [1, 4, 7, 10] {
         assert_eq!(out.verdict(i), "drop", "packet {i}: {}", out.log[i]);
     }
+    // The answers pass with their flows; those that pair with no query say so.
+    let reasons: Vec<&str> = [3, 6, 9]
+        .iter()
+        .map(|&i| out.log[i]["reason"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(reasons, ["no-query", "no-query", "established"]);
+    assert_eq!(out.verdict(3), "allow");
     assert!(
         out.stderr.contains("0 DNS answers learned"),
         "{}",

@@ -1221,30 +1221,51 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             return (Disposition::Pass(pkt), decision);
         };
         let src = ip.src_ip();
-        let handed = match seq {
-            None => self.screen(id, to_server, src, payload, fx),
+        let (handed, no_query) = match seq {
+            None => {
+                let s = self.screen(id, to_server, src, payload, fx);
+                (s == Screened::Learnable, s == Screened::NoQuery)
+            }
             Some(seq) => {
                 // DNS over TCP: the segment may complete any number of messages, each screened
                 // where it lies in the stream's buffer.
                 let (policy, stats, text) = (&self.policy, &self.stats, &mut self.dns_text);
-                let mut handed = false;
-                let read = self
-                    .flows
-                    .dns_tcp(id, to_server, seq, payload, |queries, msg| {
-                        handed |= screen_one(queries, policy, stats, msg, to_server, src, text, fx);
-                    });
+                let (mut handed, mut no_query) = (false, false);
+                let read =
+                    self.flows.dns_tcp(
+                        id,
+                        to_server,
+                        seq,
+                        payload,
+                        |queries, msg| match screen_one(
+                            queries, policy, stats, msg, to_server, src, text, fx,
+                        ) {
+                            Screened::Learnable => handed = true,
+                            Screened::NoQuery => no_query = true,
+                            _ => {}
+                        },
+                    );
                 if read.is_err() {
                     stats.dns_tcp_broken.inc();
                 }
                 stats.dns_tcp_buffered.set(self.flows.dns_buffered() as u64);
-                handed
+                (handed, no_query)
             }
+        };
+        // An answer that matches no query passes with its flow, never learned, and says so.
+        let decision = if no_query && decision.verdict == Verdict::Allow {
+            Decision {
+                reason: Reason::NoQuery,
+                ..decision
+            }
+        } else {
+            decision
         };
         self.hold_if(handed, pkt, side, decision, now, fx)
     }
 
-    /// Screens one DNS message seen on flow `id` (over UDP); returns whether it was handed to
-    /// the learner.
+    /// Screens one DNS message seen on flow `id` (over UDP): what it was (a learnable answer
+    /// was handed to the learner).
     fn screen(
         &mut self,
         id: FlowId,
@@ -1252,7 +1273,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         src: IpAddr,
         msg: &[u8],
         fx: &mut Effects<H>,
-    ) -> bool {
+    ) -> Screened {
         let (policy, stats, text) = (&self.policy, &self.stats, &mut self.dns_text);
         let dns = self.flows.get_mut(id).dns.get_or_insert_with(Box::default);
         screen_one(dns.queries(), policy, stats, msg, to_server, src, text, fx)
@@ -1315,7 +1336,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                     .get(4..6)
                     .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
                 let msg = whole.get(8..len.min(whole.len())).unwrap_or(&[]);
-                self.screen(id, false, ip.src_ip(), msg, fx)
+                self.screen(id, false, ip.src_ip(), msg, fx) == Screened::Learnable
             }
             Ok(None) => false,
             Err(_) => {
@@ -1430,7 +1451,7 @@ fn datagram_key(ip: &IpPacket, ident: u32) -> DatagramKey {
 const DNS_PORT: u16 = 53;
 
 /// Screens one DNS message of a flow whose outstanding queries are `queries`, counting what
-/// it is; an answer worth learning is copied into `fx.dns` for the learner. Returns whether it
+/// it is; an answer worth learning is copied into `fx.dns` for the learner. Returns what it
 /// was.
 #[allow(clippy::too_many_arguments)]
 fn screen_one<H>(
@@ -1442,8 +1463,8 @@ fn screen_one<H>(
     src: IpAddr,
     text: &mut Vec<u8>,
     fx: &mut Effects<H>,
-) -> bool {
-    match snoop::screen(
+) -> Screened {
+    let s = snoop::screen(
         queries,
         &policy.dns,
         &policy.names,
@@ -1451,7 +1472,8 @@ fn screen_one<H>(
         to_server,
         src,
         text,
-    ) {
+    );
+    match s {
         Screened::Query => stats.dns_queries.inc(),
         Screened::Learnable => {
             stats.dns_handed.inc();
@@ -1459,7 +1481,6 @@ fn screen_one<H>(
                 message: msg.to_vec(),
                 hold: None,
             });
-            return true;
         }
         Screened::NoQuery => stats.dns_answers[AnswerResult::NoQuery.index()].inc(),
         Screened::Untrusted => stats.dns_answers[AnswerResult::Untrusted.index()].inc(),
@@ -1467,7 +1488,7 @@ fn screen_one<H>(
         Screened::NoMatch => stats.dns_answers[AnswerResult::NoMatch.index()].inc(),
         Screened::Ignored => {}
     }
-    false
+    s
 }
 
 /// Whether a packet is DNS over UDP or TCP.

@@ -48,6 +48,9 @@ pub enum Reason {
     Fragment,
     /// ARP or IPv6 neighbour/router discovery, which a bridge always passes.
     Bridge,
+    /// A DNS answer that matches no query seen on its flow: it passes (its flow is allowed) but
+    /// is never learned from.
+    NoQuery,
     /// Dropped for a reason other than a rule (malformed, no flow, table full, ...).
     Dropped(DropReason),
 }
@@ -62,6 +65,7 @@ impl Reason {
             Reason::Related => "related",
             Reason::Fragment => "fragment",
             Reason::Bridge => "bridge",
+            Reason::NoQuery => "no-query",
             Reason::Dropped(d) if d.is_malformed() => "malformed",
             Reason::Dropped(d) => d.log_name(),
         }
