@@ -426,6 +426,27 @@ fn dns_over_tcp_split_over_segments() {
 }
 
 #[test]
+fn a_resolver_querying_from_port_53_learns() {
+    // Both ends on port 53: the flow's opener is the client.
+    let frames = at_ms(vec![
+        q(11, "github.com", rtype::A, 53),
+        r(
+            11,
+            "github.com",
+            rtype::A,
+            53,
+            &[("github.com", 60, a("140.82.112.70"))],
+        ),
+        syn("140.82.112.70", 40000, 443),
+    ]);
+    let r = replay("fqdn-port53", &config(""), &frames);
+    assert_eq!(
+        (r.verdict(2), fqdn_of(&r.log[2])),
+        ("allow", Some("github.com"))
+    );
+}
+
+#[test]
 fn dns_over_tcp_with_the_query_in_the_syn() {
     // TCP Fast Open: the query rides on the SYN, its bytes numbered from the SYN's sequence
     // number plus one; the answer is learned, and later queries on the connection are read.

@@ -1205,15 +1205,32 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         let frame = pkt.as_ref();
         let start = usize::from(ip.l4_offset);
         let end = usize::from(ip.ip_end).min(frame.len());
+        // Towards the server: to port 53, or, between two ports 53 (a resolver sending its
+        // queries from port 53), from the side that opened the flow.
+        let to_server = |sport: u16, dport: u16| {
+            if sport == DNS_PORT && dport == DNS_PORT {
+                self.flows.get(id).initiator() == (ip.src_ip(), sport)
+            } else {
+                dport == DNS_PORT
+            }
+        };
         let (to_server, payload, seq) = match ip.l4 {
-            L4::Udp { dport, .. } => (dport == DNS_PORT, frame.get(start + 8..end), None),
+            L4::Udp { sport, dport } => (to_server(sport, dport), frame.get(start + 8..end), None),
             L4::Tcp {
-                dport, seq, flags, ..
+                sport,
+                dport,
+                seq,
+                flags,
+                ..
             } => {
                 let hl = frame.get(start + 12).map_or(0, |b| usize::from(b >> 4) * 4);
                 // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
                 let seq = seq.wrapping_add(u32::from(flags & tcp::flags::SYN != 0));
-                (dport == DNS_PORT, frame.get(start + hl..end), Some(seq))
+                (
+                    to_server(sport, dport),
+                    frame.get(start + hl..end),
+                    Some(seq),
+                )
             }
             _ => (false, None, None),
         };

@@ -82,9 +82,15 @@ impl DnsReassembly {
             Err(e)
         };
         let end = offset + data.len();
+        // Bytes two fragments both carry must agree: what is learned is what the client gets.
+        let disagree = p.parts.iter().any(|(o, d)| {
+            let (lo, hi) = (offset.max(*o), end.min(o + d.len()));
+            lo < hi && d.get(lo - o..hi - o) != data.get(lo - offset..hi - offset)
+        });
         if end > MAX_DATAGRAM
             || p.end.is_some_and(|e| end > e)
             || (!more && p.parts.iter().any(|(o, d)| o + d.len() > end))
+            || disagree
         {
             return fail(self, ReasmError::Inconsistent);
         }
@@ -161,6 +167,22 @@ mod tests {
             assert!(!r.tracks(&key()));
             assert_eq!(r.bytes, 0);
         }
+    }
+
+    #[test]
+    fn overlaps_must_agree() {
+        let mut r = DnsReassembly::default();
+        r.start(key(), 1, 0).unwrap();
+        r.add(&key(), 0, true, &[1; 16]).unwrap();
+        // The same bytes again (a retransmission, partly overlapping): fine.
+        r.add(&key(), 8, true, &[1; 16]).unwrap();
+        // Different bytes where they overlap: given up.
+        assert_eq!(
+            r.add(&key(), 20, false, &[2; 8]),
+            Err(ReasmError::Inconsistent)
+        );
+        assert!(!r.tracks(&key()));
+        assert_eq!(r.bytes, 0);
     }
 
     #[test]
