@@ -342,6 +342,32 @@ fn reject_answers_are_rate_limited() {
 }
 
 #[test]
+fn frames_to_a_group_mac_or_icmpv6_errors_are_never_answered() {
+    // A directed broadcast (its IP address looks unicast, its MAC is the broadcast one), and
+    // an ICMPv6 error of a type only RFC 4443's "below 128" rule names, both refused.
+    let broadcast = Pkt::new(C, "203.0.113.255")
+        .udp(137, 137)
+        .payload(b"netbios")
+        .macs(CLIENT_MAC, [0xff; 6])
+        .build();
+    let private_error = Pkt::new("fd00::2", "2001:db8::7")
+        .icmp(100, 0, [0; 4])
+        .payload(&[0; 48])
+        .build();
+    let cfg = format!(
+        "{}[[rule]]\nname = \"refuse-v6\"\naction = \"reject\"\ndst_cidr = [\"2001:db8::7/128\"]\n",
+        config().replace("[default]\naction = \"drop\"\n", "")
+    );
+    let r = replay(
+        "no-answers",
+        &format!("{cfg}[default]\naction = \"drop\"\n"),
+        &at_ms(vec![broadcast, private_error]),
+    );
+    assert_eq!(r.summary(), ["reject/rule", "drop/icmp-error-no-flow"]);
+    assert!(r.out.is_empty(), "nothing was answered");
+}
+
+#[test]
 fn vlan_and_qinq_frames_are_classified_and_forwarded_unchanged() {
     let frames = at_ms(vec![
         Pkt::new(C, S).tcp(40000, 443, tcp::SYN).vlan(100).build(),

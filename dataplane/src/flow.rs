@@ -381,15 +381,18 @@ struct Bucket {
 /// The flow table.
 ///
 /// The index is an array of buckets sized for at most 50% load. A key lives in its home bucket
-/// (`hash & mask`) or, if that was full when it was inserted, in a following one; the home
-/// bucket is then marked `overflowed` (in a bit array beside it) so lookups know to continue.
+/// (`hash & mask`) or, if that was full when it was inserted, in a following one; every bucket
+/// it passed counts it as displaced (a byte per bucket beside the index), so lookups know to
+/// continue, and stop continuing once the entries that passed are gone.
 /// At 50% load overflow is rare, so a lookup reads one index line and one flow slot, both of
 /// which [`FlowTable::prefetch`] can bring in ahead of time.
 pub struct FlowTable {
     slots: Vec<Flow>,
     free: Vec<FlowId>,
     buckets: Vec<Bucket>,
-    overflowed: Vec<u64>,
+    /// Per bucket: entries living past it whose home is at or before it (saturated at
+    /// `u8::MAX`, which then stays: lookups always continue past that bucket).
+    displaced: Vec<u8>,
     mask: usize,
     hasher: KeyHasher,
     sweep_cursor: usize,
@@ -441,7 +444,7 @@ impl FlowTable {
             slots,
             free,
             buckets: vec![Bucket::default(); nbuckets],
-            overflowed: vec![0; nbuckets.div_ceil(64)],
+            displaced: vec![0; nbuckets],
             mask: nbuckets - 1,
             hasher: KeyHasher::new(seed),
             sweep_cursor: 0,
@@ -455,7 +458,7 @@ impl FlowTable {
         self.slots.len() * std::mem::size_of::<Flow>()
             + self.free.capacity() * std::mem::size_of::<FlowId>()
             + self.buckets.len() * std::mem::size_of::<Bucket>()
-            + self.overflowed.len() * 8
+            + self.displaced.len()
     }
 
     /// Flows in the table (expired ones not yet swept included).
@@ -487,7 +490,7 @@ impl FlowTable {
 
     #[inline]
     fn is_overflowed(&self, b: usize) -> bool {
-        self.overflowed[b / 64] & (1 << (b % 64)) != 0
+        self.displaced[b] != 0
     }
 
     /// First stage of a burst lookup: bring the key's index line into the cache.
@@ -675,7 +678,8 @@ impl FlowTable {
             if free != 0 {
                 break free.trailing_zeros() as usize;
             }
-            self.overflowed[b / 64] |= 1 << (b % 64);
+            let d = &mut self.displaced[b];
+            *d = d.saturating_add(1);
             b = (b + 1) & self.mask;
         };
         self.free.pop();
@@ -704,8 +708,18 @@ impl FlowTable {
         // The hash is computed again rather than kept in the slot: 8 bytes more would make
         // every slot three cache lines instead of two.
         let key = slot.key;
-        if let Some((b, e)) = self.find(&key, self.hash(&key)) {
+        let hash = self.hash(&key);
+        if let Some((b, e)) = self.find(&key, hash) {
             self.buckets[b].sig[e] = EMPTY;
+            // The buckets it passed no longer have it past them.
+            let mut p = self.home(hash);
+            while p != b {
+                let d = &mut self.displaced[p];
+                if *d != u8::MAX {
+                    *d -= 1;
+                }
+                p = (p + 1) & self.mask;
+            }
         }
         let slot = &mut self.slots[id as usize];
         slot.in_use = false;
@@ -806,6 +820,42 @@ mod tests {
         assert_eq!(
             format!("{k1:?}"),
             "FlowKey { a: 10.0.0.2, b: 192.0.2.10, pa: 5000, pb: 443, proto: 6, v6: false }"
+        );
+    }
+
+    #[test]
+    fn displaced_entries_stop_lookups_going_on_once_removed() {
+        let mut t = FlowTable::new(64, 3);
+        // Twenty keys with the same home bucket: twelve of them live past it.
+        let home = |t: &FlowTable, k: &FlowKey| t.home(t.hash(k));
+        let (k0, _) = FlowKey::new(ip("10.0.0.1"), ip("192.0.2.1"), 1, 1, 17);
+        let target = home(&t, &k0);
+        let keys: Vec<FlowKey> = (0..u16::MAX)
+            .map(|p| FlowKey::new(ip("10.0.0.1"), ip("192.0.2.1"), p, 1, 17).0)
+            .filter(|k| home(&t, k) == target)
+            .take(20)
+            .collect();
+        assert_eq!(keys.len(), 20);
+        let ids: Vec<FlowId> = keys
+            .iter()
+            .map(|k| {
+                t.insert(*k, true, Side::Inside, FlowState::Active, 0)
+                    .unwrap()
+            })
+            .collect();
+        assert!(t.displaced.iter().any(|&d| d > 0));
+        // Removing one from the home bucket keeps every displaced key reachable.
+        t.remove(ids[0]);
+        for (k, id) in keys.iter().zip(&ids).skip(1) {
+            assert_eq!(t.lookup(k, 1, &T), Some(*id));
+        }
+        for id in &ids[1..] {
+            t.remove(*id);
+        }
+        assert!(t.is_empty());
+        assert!(
+            t.displaced.iter().all(|&d| d == 0),
+            "an empty table has nothing displaced"
         );
     }
 

@@ -69,7 +69,8 @@ pub enum Later<H, D> {
 #[derive(Debug)]
 pub struct FragTable<H, D> {
     entries: HashMap<DatagramKey, Entry<H, D>, foldhash::quality::FixedState>,
-    /// Keys in order of creation; deadlines grow in this order (the timeout is one value).
+    /// Keys with their creation time, in order of creation: with one timeout for all, they
+    /// expire in this order.
     order: VecDeque<(u64, DatagramKey)>,
     capacity: usize,
     timeout: u64,
@@ -107,7 +108,7 @@ impl<H, D: Copy> FragTable<H, D> {
         self.held
     }
 
-    /// Changes the timeout (reload); existing entries keep their deadline.
+    /// Changes the timeout (reload); it applies to the entries already there too.
     pub fn set_timeout(&mut self, timeout: u64) {
         self.timeout = timeout;
     }
@@ -133,7 +134,6 @@ impl<H, D: Copy> FragTable<H, D> {
         if !self.has_room() {
             return (Vec::new(), false);
         }
-        let deadline = now.saturating_add(self.timeout);
         self.entries.insert(
             key,
             Entry {
@@ -141,7 +141,7 @@ impl<H, D: Copy> FragTable<H, D> {
                 held: Vec::new(),
             },
         );
-        self.order.push_back((deadline, key));
+        self.order.push_back((now, key));
         (Vec::new(), true)
     }
 
@@ -161,7 +161,6 @@ impl<H, D: Copy> FragTable<H, D> {
         if !self.has_room() || self.held >= MAX_HELD_TOTAL {
             return Later::TableFull(pkt);
         }
-        let deadline = now.saturating_add(self.timeout);
         self.entries.insert(
             key,
             Entry {
@@ -170,15 +169,15 @@ impl<H, D: Copy> FragTable<H, D> {
             },
         );
         self.held += 1;
-        self.order.push_back((deadline, key));
+        self.order.push_back((now, key));
         Later::Held
     }
 
     /// Forgets datagrams whose deadline passed; the fragments still held for them (their first
     /// fragment never came) are appended to `timed_out`, oldest datagram first.
     pub fn expire(&mut self, now: u64, timed_out: &mut Vec<H>) {
-        while let Some(&(deadline, key)) = self.order.front() {
-            if deadline > now {
+        while let Some(&(since, key)) = self.order.front() {
+            if now.saturating_sub(since) < self.timeout {
                 break;
             }
             self.order.pop_front();
@@ -239,6 +238,18 @@ mod tests {
         assert_eq!(t.held(), 0);
         // After the timeout, a late first fragment starts afresh.
         assert_eq!(t.first(key(1), v(1), 300), (vec![], true));
+    }
+
+    #[test]
+    fn a_shorter_timeout_applies_to_datagrams_already_tracked() {
+        let mut t: FragTable<&str, u8> = FragTable::new(4, 60, 0);
+        assert_eq!(t.later(key(1), "old", 0), Later::Held);
+        t.set_timeout(5);
+        assert_eq!(t.later(key(2), "new", 10), Later::Held);
+        let mut out = Vec::new();
+        t.expire(15, &mut out);
+        assert_eq!(out, vec!["old", "new"], "neither waits for the old timeout");
+        assert!(t.is_empty());
     }
 
     #[test]

@@ -28,7 +28,10 @@ fn is_unicast(ip: IpAddr) -> bool {
 /// `false` (and writes nothing) when the packet must not be answered.
 pub fn answer(frame: &[u8], p: &IpPacket, out: &mut Vec<u8>) -> bool {
     let (src, dst) = (p.src_ip(), p.dst_ip());
-    if !is_unicast(src) || !is_unicast(dst) || p.frag.is_some_and(|f| !f.is_first()) {
+    // A frame sent to a group MAC address (broadcast or multicast) is not answered either,
+    // whatever its IP destination (a subnet's directed broadcast, say).
+    let group_mac = frame.first().is_some_and(|b| b & 1 != 0);
+    if group_mac || !is_unicast(src) || !is_unicast(dst) || p.frag.is_some_and(|f| !f.is_first()) {
         return false;
     }
     match p.l4 {

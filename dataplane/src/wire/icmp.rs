@@ -56,9 +56,10 @@ pub mod v6 {
     /// Code of destination unreachable: communication administratively prohibited.
     pub const CODE_ADMIN_PROHIBITED: u8 = 1;
 
-    /// Whether the type is an error that quotes the packet that caused it.
+    /// Whether the type is an error message (RFC 4443 2.1: every type below 128), which
+    /// quotes the packet that caused it.
     pub fn is_error(ty: u8) -> bool {
-        (DEST_UNREACHABLE..=PARAMETER_PROBLEM).contains(&ty)
+        ty < 128
     }
 
     /// Router and neighbour discovery (router solicitation/advertisement, neighbour
