@@ -162,11 +162,18 @@ pub fn save_cache(path: &Path, learner: &Learner, now: u64) -> std::io::Result<u
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
+    // Beside the file, its whole name and `.tmp` (never the file itself, whatever its name).
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     Ok(n)
 }
 
@@ -258,6 +265,38 @@ mod tests {
             gh.expires_in_s
         );
         assert_eq!(gh.rules, ["gh"]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn restored_bindings_live_no_longer_than_max_ttl_and_a_tmp_name_is_safe() {
+        let dir = std::env::temp_dir().join(format!("ferrowall-cache-ttl-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        // Written by a build with a longer max_ttl (or a clock that has since gone back): a
+        // binding a year away. The file's own name ends in `.tmp`.
+        let path = dir.join("cache.tmp");
+        let year = unix_now() + 365.0 * 86400.0;
+        fs::write(
+            &path,
+            format!(
+                "{{\"version\": 1, \"bindings\": [{{\"ip\": \"140.82.112.3\", \"name\": \"github.com\", \"expires_unix\": {year}}}]}}"
+            ),
+        )
+        .unwrap();
+        let mut l = learner();
+        assert_eq!(load_cache(&path, &mut l, 0), Ok(1));
+        let expires: Vec<u64> = l
+            .bindings()
+            .flat_map(|(_, bs)| bs.into_iter().map(|b| b.expires))
+            .collect();
+        assert_eq!(
+            expires,
+            [86_400 * 1_000_000_000],
+            "the default max_ttl, 1 day"
+        );
+        assert_eq!(save_cache(&path, &l, 0).unwrap(), 1);
+        assert_eq!(load_cache(&path, &mut learner(), 0), Ok(1));
+        assert!(!dir.join("cache.tmp.tmp").exists());
         let _ = fs::remove_dir_all(&dir);
     }
 

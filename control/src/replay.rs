@@ -345,8 +345,12 @@ pub fn replay(args: &Args) -> Result<(), Failure> {
 
     let policy = Arc::new(Policy::compile(&cfg, 1, 1));
     // Reloads, checked up front so that a bad file fails before any output is written.
-    let mut reloads = Vec::with_capacity(args.reloads.len());
-    for (i, (at, path)) in args.reloads.iter().enumerate() {
+    // Generations are numbered in the order the reloads happen (by packet index, then in the
+    // order given), whatever the order on the command line: the log names rules by them.
+    let mut order: Vec<&(u64, PathBuf)> = args.reloads.iter().collect();
+    order.sort_by_key(|(at, _)| *at);
+    let mut reloads = Vec::with_capacity(order.len());
+    for (i, (at, path)) in order.into_iter().enumerate() {
         let c = config::load(path)?;
         let generation = u64::try_from(i).unwrap_or(u64::MAX - 2) + 2;
         reloads.push((
@@ -355,7 +359,6 @@ pub fn replay(args: &Args) -> Result<(), Failure> {
             Limits::from_config(&c.dns),
         ));
     }
-    reloads.sort_by_key(|(at, _, _)| *at);
     let mut reloads = reloads.into_iter().peekable();
 
     let stats = Arc::new(PipelineStats::default());

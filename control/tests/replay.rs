@@ -633,6 +633,41 @@ fn icmp_errors_pass_for_known_flows_only() {
 }
 
 #[test]
+fn reloads_given_out_of_order_name_their_own_rules() {
+    let dir = testkit::scratch_dir("reload-order");
+    let policy = |name: &str| {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!("[ports.inside]\ndevice = \"in\"\n[ports.outside]\ndevice = \"out\"\n{INSIDE}[[rule]]\nname = \"{name}\"\naction = \"allow\"\nproto = \"tcp\"\n"),
+        )
+        .unwrap();
+        path
+    };
+    let (two, three) = (policy("two"), policy("three"));
+    let frames = at_ms(vec![
+        syn(C, S, 40000, 443),
+        ack(C, S, 40000, 443),
+        ack(C, S, 40000, 443),
+    ]);
+    let r = replay_with(
+        "reload-order",
+        &config(),
+        &frames,
+        &[
+            "--reload-at".into(),
+            format!("2:{}", three.display()),
+            "--reload-at".into(),
+            format!("1:{}", two.display()),
+        ],
+    );
+    assert_eq!(
+        (r.rule(0), r.rule(1), r.rule(2)),
+        (Some("web"), Some("two"), Some("three"))
+    );
+}
+
+#[test]
 fn an_icmp_error_after_a_reload_is_decided_under_the_new_policy() {
     let dir = testkit::scratch_dir("reload-icmp");
     // Generation 2 drops the range the flow is in.

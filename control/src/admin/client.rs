@@ -40,7 +40,11 @@ pub fn run(socket: &Path, req: &Request, json: bool) -> Result<(), Failure> {
     }
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let printed = print(req, json, &mut lines, &mut out).and_then(|()| out.flush());
+    let mut rows = Rows {
+        lines,
+        ended: false,
+    };
+    let printed = print(req, json, &mut rows, &mut out).and_then(|()| out.flush());
     match printed {
         // `ferrowall flows | head` stops reading: that is not a failure.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
@@ -49,7 +53,49 @@ pub fn run(socket: &Path, req: &Request, json: bool) -> Result<(), Failure> {
     }
 }
 
-type Lines<'a> = std::io::Lines<BufReader<&'a UnixStream>>;
+/// The lines of an answer's result, up to the status line that ends it: a failure there (or
+/// no such line: the answer was cut short) is an error, never the end of a shorter result.
+struct Rows<'a> {
+    lines: std::io::Lines<BufReader<&'a UnixStream>>,
+    ended: bool,
+}
+
+impl Iterator for Rows<'_> {
+    type Item = io::Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        let line = match self.lines.next() {
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                self.ended = true;
+                return Some(Err(e));
+            }
+            None => {
+                self.ended = true;
+                return Some(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the answer was cut short (ferrowall stopped or gave up on this client)",
+                )));
+            }
+        };
+        match serde_json::from_str::<Status>(&line) {
+            Ok(status) => {
+                self.ended = true;
+                (!status.ok).then(|| {
+                    Err(io::Error::other(
+                        status.error.unwrap_or_else(|| "failed".into()),
+                    ))
+                })
+            }
+            Err(_) => Some(Ok(line)),
+        }
+    }
+}
+
+type Lines<'a> = Rows<'a>;
 
 fn parse<T: DeserializeOwned>(line: &str) -> io::Result<T> {
     serde_json::from_str(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
@@ -238,4 +284,38 @@ fn print_stats<W: Write>(s: &StatsJson, out: &mut W) -> io::Result<()> {
         d.fqdn_names,
         join(&d.evictions)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows_of(answer: &str) -> Vec<io::Result<String>> {
+        let (mut server, client) = UnixStream::pair().unwrap();
+        server.write_all(answer.as_bytes()).unwrap();
+        drop(server);
+        Rows {
+            lines: BufReader::new(&client).lines(),
+            ended: false,
+        }
+        .collect()
+    }
+
+    #[test]
+    fn an_answer_ends_with_its_status_line_or_is_an_error() {
+        let whole = rows_of("{\"a\":1}\n{\"a\":2}\n{\"ok\":true}\n");
+        assert_eq!(whole.len(), 2);
+        assert!(whole.iter().all(Result::is_ok));
+        // Failed half-way: the rows so far, then the error.
+        let failed = rows_of("{\"a\":1}\n{\"ok\":false,\"error\":\"worker 1 did not answer\"}\n");
+        assert_eq!(failed.len(), 2);
+        let e = failed[1].as_ref().unwrap_err();
+        assert_eq!(e.to_string(), "worker 1 did not answer");
+        // Cut short: no status line at the end.
+        let cut = rows_of("{\"a\":1}\n");
+        assert_eq!(
+            cut[1].as_ref().unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
 }

@@ -9,8 +9,11 @@
 //!
 //! The server answers with a status line, `{"ok":true}` or `{"ok":false,"error":"..."}`, then
 //! (on success) the result as JSON lines: one row per line for `flows`, `fqdn` and `rules`, one
-//! object for `stats` and for `reload` (`{"generation":N}`), and closes the connection. Rows
-//! are streamed, so a listing of millions of flows needs no buffer of that size on either side.
+//! object for `stats` and for `reload` (`{"generation":N}`), then a status line again that
+//! ends the answer (`{"ok":true}`, or `{"ok":false,...}` when the answer failed half-way, a
+//! worker not answering a listing, say), and closes the connection. An answer without that
+//! last line was cut short. Rows are streamed, so a listing of millions of flows needs no
+//! buffer of that size on either side.
 
 use serde::{Deserialize, Serialize};
 

@@ -115,17 +115,19 @@ impl AdminServer {
                         let _ = refuse(stream, "too many admin clients; try again");
                         continue;
                     }
-                    let ctx = Arc::clone(&ctx);
+                    let client = Arc::clone(&ctx);
                     let spawned = std::thread::Builder::new()
                         .name("ferrowall-admin-client".into())
                         .spawn(move || {
-                            if let Err(e) = handle(&ctx, stream) {
+                            if let Err(e) = handle(&client, stream) {
                                 tracing::debug!("admin client: {e}");
                             }
-                            ctx.clients.fetch_sub(1, Ordering::AcqRel);
+                            client.clients.fetch_sub(1, Ordering::AcqRel);
                         });
                     if let Err(e) = spawned {
+                        // The client (and its place) went with the closure.
                         warn!("admin socket: no thread for a client: {e}");
+                        ctx.clients.fetch_sub(1, Ordering::AcqRel);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -157,12 +159,40 @@ fn write_line<W: Write, T: Serialize>(w: &mut W, value: &T) -> io::Result<()> {
     w.write_all(b"\n")
 }
 
-/// Reads the request, answers it.
+/// Reads from a stream until a deadline, however the bytes trickle in.
+struct Deadline<'a> {
+    stream: &'a UnixStream,
+    until: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the request took too long",
+            ));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+/// Reads the request (within [`READ_TIMEOUT`] in all), answers it.
 fn handle(ctx: &Ctx, stream: UnixStream) -> io::Result<()> {
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut line = Vec::new();
-    BufReader::new((&stream).take(MAX_REQUEST + 1)).read_until(b'\n', &mut line)?;
+    let until = Instant::now() + READ_TIMEOUT;
+    BufReader::new(
+        Deadline {
+            stream: &stream,
+            until,
+        }
+        .take(MAX_REQUEST + 1),
+    )
+    .read_until(b'\n', &mut line)?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
     let mut out = BufWriter::new(&stream);
     let request = if line.len() as u64 > MAX_REQUEST {
         // Read what is left (bounded) so that closing does not reset the connection before
@@ -177,7 +207,8 @@ fn handle(ctx: &Ctx, stream: UnixStream) -> io::Result<()> {
         Err(e) => Err(Answer::Refused(e)),
     };
     match result {
-        Ok(()) => {}
+        // The end of a complete answer.
+        Ok(()) => ok(&mut out)?,
         Err(Answer::Refused(e)) => write_line(
             &mut out,
             &Status {
@@ -482,4 +513,35 @@ pub fn dns_answers(sh: &Shared, r: AnswerResult) -> u64 {
         .map(|p| p.dns_answers[r.index()].get())
         .sum::<u64>()
         + sh.learner.answers[r.index()].get()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_trickling_in_is_cut_off_at_the_deadline() {
+        let (client, server) = UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || {
+            // A byte every 30 ms, never a newline: each read gets something in time.
+            let mut client = client;
+            for _ in 0..20 {
+                if client.write_all(b"x").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(30));
+            }
+        });
+        let started = Instant::now();
+        let mut line = Vec::new();
+        let r = BufReader::new(Deadline {
+            stream: &server,
+            until: started + Duration::from_millis(150),
+        })
+        .read_until(b'\n', &mut line);
+        // Without the deadline the read would last until the writer gives up and end well.
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        drop(server);
+        writer.join().unwrap();
+    }
 }

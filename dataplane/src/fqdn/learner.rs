@@ -809,6 +809,9 @@ impl Learner {
         if expires <= now || !self.policy.names.matches_any(name) {
             return false;
         }
+        // No longer than an answer could bind it now (`max_ttl` may have shrunk, the wall clock
+        // may have gone back since the file was written).
+        let expires = expires.min(now.saturating_add(self.limits.max_ttl.max(self.limits.min_ttl)));
         let name = match self.by_name.get(name) {
             Some(&id) => LinkName::Known(id),
             None => LinkName::New(Arc::from(name)),
