@@ -411,6 +411,24 @@ impl std::fmt::Debug for FlowTable {
     }
 }
 
+/// A flow named by its slot and key, for tables that may outlive it ([`FlowTable::flow_ref`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRef {
+    id: FlowId,
+    key: FlowKey,
+}
+
+#[cfg(test)]
+impl FlowRef {
+    /// A reference to slot `id` with an empty key (for tables' own tests).
+    pub(crate) fn of_slot(id: FlowId) -> FlowRef {
+        FlowRef {
+            id,
+            key: FlowKey::default(),
+        }
+    }
+}
+
 /// Why a flow could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableFull;
@@ -643,6 +661,21 @@ impl FlowTable {
         self.dns_buffered
     }
 
+    /// The flow in slot `id`, named so that it can be found again later only if it still
+    /// lives (its slot may be given to another flow once it ends).
+    pub fn flow_ref(&self, id: FlowId) -> FlowRef {
+        FlowRef {
+            id,
+            key: self.slots[id as usize].key,
+        }
+    }
+
+    /// The slot of the flow `r` names, if that flow still lives.
+    pub fn resolve(&self, r: FlowRef) -> Option<FlowId> {
+        let s = self.slots.get(r.id as usize)?;
+        (s.in_use && s.key == r.key).then_some(r.id)
+    }
+
     /// Creates a flow for `key` (which must not be in the table).
     pub fn insert(
         &mut self,
@@ -857,6 +890,21 @@ mod tests {
             t.displaced.iter().all(|&d| d == 0),
             "an empty table has nothing displaced"
         );
+    }
+
+    #[test]
+    fn a_flow_ref_finds_its_flow_and_not_the_next_in_its_slot() {
+        let mut t = FlowTable::new(4, 1);
+        let (k, a) = FlowKey::new(ip("10.0.0.2"), ip("192.0.2.10"), 5000, 53, 17);
+        let id = t.insert(k, a, Side::Inside, FlowState::Active, 0).unwrap();
+        let r = t.flow_ref(id);
+        assert_eq!(t.resolve(r), Some(id));
+        t.remove(id);
+        assert_eq!(t.resolve(r), None);
+        let (k2, a2) = FlowKey::new(ip("10.0.0.3"), ip("192.0.2.10"), 5000, 53, 17);
+        let id2 = t.insert(k2, a2, Side::Inside, FlowState::Active, 0).unwrap();
+        assert_eq!(id2, id, "the slot is reused");
+        assert_eq!(t.resolve(r), None, "another flow lives there now");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use std::collections::HashMap;
 
-use crate::flow::FlowId;
+use crate::flow::FlowRef;
 
 /// Most later fragments held for one datagram while its first fragment is missing.
 pub const MAX_HELD_PER_DATAGRAM: usize = 64;
@@ -45,7 +45,7 @@ pub struct FirstVerdict<D> {
     /// The decision later fragments follow.
     pub decision: D,
     /// The flow the datagram belongs to, when it was allowed.
-    pub flow: Option<FlowId>,
+    pub flow: Option<FlowRef>,
 }
 
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::counter::{Counter, Gauge, Histogram};
 use crate::drop::DropReason;
-use crate::flow::{DecidedBy, FlowId, FlowKey, FlowState, FlowTable};
+use crate::flow::{DecidedBy, FlowId, FlowKey, FlowRef, FlowState, FlowTable};
 use crate::fqdn::reasm::DnsReassembly;
 use crate::fqdn::snoop::{self, Screened};
 use crate::fqdn::{AnswerResult, Attribution, FqdnMap, IpEntry, IpKey};
@@ -427,6 +427,19 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             .set(self.flows.dns_buffered() as u64);
     }
 
+    /// Lets every held DNS answer go now, as released packets (when the worker stops: an
+    /// answer the policy allowed is never lost).
+    pub fn release_all_holds(&mut self, fx: &mut Effects<H>) {
+        for h in self.held_dns.drain(..) {
+            fx.released.push(Released {
+                packet: h.packet,
+                side: h.side,
+                decision: h.decision,
+            });
+        }
+        self.stats.dns_held.set(0);
+    }
+
     fn release_holds(&mut self, now: u64, fleet_version: u64, fx: &mut Effects<H>) {
         let timeout = self.policy.dns.hold_timeout;
         let mut i = 0;
@@ -696,7 +709,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 );
                 let mut handed = false;
                 if let (Disposition::Pass(p), Some(id), true) = (&disp, flow, dns_answer) {
-                    if self.reasm.start(key, id, now).is_ok() {
+                    if self.reasm.start(key, self.flows.flow_ref(id), now).is_ok() {
                         handed = self.reassemble(&key, p.as_ref(), ip, fx);
                     } else {
                         self.stats.dns_reassembly_failed.inc();
@@ -732,6 +745,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         now: u64,
         fx: &mut Effects<H>,
     ) -> bool {
+        let flow = flow.map(|id| self.flows.flow_ref(id));
         let (held, _) = self.frags.first(key, FirstVerdict { decision, flow }, now);
         let mut handed = false;
         for (packet, side) in held {
@@ -781,14 +795,15 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     }
 
     /// The decision of a later fragment whose first fragment decided `first`.
-    fn follow(&mut self, first: Decision, flow: Option<FlowId>, len: u64, now: u64) -> Decision {
+    fn follow(&mut self, first: Decision, flow: Option<FlowRef>, len: u64, now: u64) -> Decision {
         // The rule that decided the first fragment counts the rest of the datagram (while its
         // policy is in force: a reload renumbers the rules).
         if first.generation == self.policy.generation {
             self.count_rule(decided_by(first.rule), len);
         }
         if first.verdict == Verdict::Allow {
-            if let Some(id) = flow {
+            // The flow, if it still lives (its slot may have gone to another flow since).
+            if let Some(id) = flow.and_then(|r| self.flows.resolve(r)) {
                 let f = self.flows.get_mut(id);
                 f.packets += 1;
                 f.bytes += len;
@@ -1347,7 +1362,12 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             return false;
         };
         match self.reasm.add(key, usize::from(f.offset), f.more, data) {
-            Ok(Some((id, whole))) => {
+            Ok(Some((flow, whole))) => {
+                // Screened against its own flow's queries, if that flow still lives.
+                let Some(id) = self.flows.resolve(flow) else {
+                    self.stats.dns_reassembly_failed.inc();
+                    return false;
+                };
                 // The UDP header, then the DNS message up to the UDP length.
                 let len = whole
                     .get(4..6)

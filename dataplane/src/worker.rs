@@ -132,6 +132,10 @@ impl<'e> Worker<'_, 'e> {
                 empty = 0;
             }
         }
+        // Control no longer says when held answers may go: they go now.
+        self.pipeline.release_all_holds(&mut bufs.fx);
+        self.flush_effects(&mut bufs);
+        self.send(&mut bufs);
     }
 
     /// One loop iteration over both sides, then the quiescent point; returns the packets

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::flow::FlowId;
+use crate::flow::FlowRef;
 use crate::frag::DatagramKey;
 
 /// Datagrams collected at once per worker.
@@ -18,7 +18,7 @@ pub const MAX_DATAGRAM: usize = 65535;
 
 #[derive(Debug)]
 struct Partial {
-    flow: FlowId,
+    flow: FlowRef,
     parts: Vec<(usize, Vec<u8>)>,
     /// Known once the last fragment (more-fragments clear) arrived.
     end: Option<usize>,
@@ -49,7 +49,7 @@ impl DnsReassembly {
     }
 
     /// Starts collecting datagram `key` of DNS flow `flow`.
-    pub fn start(&mut self, key: DatagramKey, flow: FlowId, now: u64) -> Result<(), ReasmError> {
+    pub fn start(&mut self, key: DatagramKey, flow: FlowRef, now: u64) -> Result<(), ReasmError> {
         if self.map.len() >= MAX_DATAGRAMS {
             return Err(ReasmError::Full);
         }
@@ -71,7 +71,7 @@ impl DnsReassembly {
         offset: usize,
         more: bool,
         data: &[u8],
-    ) -> Result<Option<(FlowId, Vec<u8>)>, ReasmError> {
+    ) -> Result<Option<(FlowRef, Vec<u8>)>, ReasmError> {
         let Some(p) = self.map.get_mut(key) else {
             return Ok(None);
         };
@@ -155,7 +155,7 @@ mod tests {
         let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
         for order in [[0usize, 1, 2], [2, 0, 1], [1, 2, 0]] {
             let mut r = DnsReassembly::default();
-            r.start(key(), 5, 0).unwrap();
+            r.start(key(), FlowRef::of_slot(5), 0).unwrap();
             let mut done = None;
             for i in order {
                 let (o, e) = (i * 1200, ((i + 1) * 1200).min(3000));
@@ -163,7 +163,11 @@ mod tests {
                     done = Some(x);
                 }
             }
-            assert_eq!(done, Some((5, data.clone())), "order {order:?}");
+            assert_eq!(
+                done,
+                Some((FlowRef::of_slot(5), data.clone())),
+                "order {order:?}"
+            );
             assert!(!r.tracks(&key()));
             assert_eq!(r.bytes, 0);
         }
@@ -172,7 +176,7 @@ mod tests {
     #[test]
     fn overlaps_must_agree() {
         let mut r = DnsReassembly::default();
-        r.start(key(), 1, 0).unwrap();
+        r.start(key(), FlowRef::of_slot(1), 0).unwrap();
         r.add(&key(), 0, true, &[1; 16]).unwrap();
         // The same bytes again (a retransmission, partly overlapping): fine.
         r.add(&key(), 8, true, &[1; 16]).unwrap();
@@ -188,22 +192,26 @@ mod tests {
     #[test]
     fn bounds_and_expiry() {
         let mut r = DnsReassembly::default();
-        r.start(key(), 1, 0).unwrap();
+        r.start(key(), FlowRef::of_slot(1), 0).unwrap();
         assert_eq!(
             r.add(&key(), 65000, true, &[0; 600]),
             Err(ReasmError::Inconsistent)
         );
         assert!(!r.tracks(&key()));
-        r.start(key(), 1, 0).unwrap();
+        r.start(key(), FlowRef::of_slot(1), 0).unwrap();
         r.add(&key(), 0, true, &[0; 100]).unwrap();
         assert_eq!(r.expire(10, 5), 1);
         assert_eq!(r.bytes, 0);
         for i in 0..MAX_DATAGRAMS {
-            r.start(DatagramKey::new(1, 2, 17, u32::try_from(i).unwrap()), 1, 0)
-                .unwrap();
+            r.start(
+                DatagramKey::new(1, 2, 17, u32::try_from(i).unwrap()),
+                FlowRef::of_slot(1),
+                0,
+            )
+            .unwrap();
         }
         assert_eq!(
-            r.start(DatagramKey::new(9, 9, 17, 9), 1, 0),
+            r.start(DatagramKey::new(9, 9, 17, 9), FlowRef::of_slot(1), 0),
             Err(ReasmError::Full)
         );
         assert_eq!(
