@@ -37,6 +37,8 @@ pub struct Control {
     /// the hold must wait for what the earlier ones taught.
     learned_unheld: Vec<bool>,
     last_save: Instant,
+    /// The periodic save being written, off the control thread.
+    saving: Option<std::thread::JoinHandle<()>>,
     /// What the admin and metrics threads read, when they run.
     pub shared: Option<Arc<Shared>>,
     /// Requests of the admin thread.
@@ -69,6 +71,7 @@ impl Control {
                 pending_holds: Vec::new(),
                 learned_unheld: vec![false; workers],
                 last_save: Instant::now(),
+                saving: None,
                 shared: None,
                 calls: None,
             },
@@ -90,15 +93,43 @@ impl Control {
         }
     }
 
-    /// Saves the FQDN cache file, if configured; failures are logged.
+    /// Saves the FQDN cache file now, if configured (at stop: after a periodic save still being
+    /// written); failures are logged.
     pub fn save_cache(&mut self) {
         self.last_save = Instant::now();
+        if let Some(h) = self.saving.take() {
+            let _ = h.join();
+        }
         let Some(path) = self.cfg.dns.cache_file.clone() else {
             return;
         };
-        match fqdn::save_cache(&path, &self.learner, self.clock.now()) {
-            Ok(n) => tracing::debug!(file = %path.display(), bindings = n, "FQDN cache saved"),
-            Err(e) => warn!(file = %path.display(), "FQDN cache not saved: {e}"),
+        log_save(
+            &path,
+            fqdn::save_cache(&path, &self.learner, self.clock.now()),
+        );
+    }
+
+    /// The periodic save: the bindings are taken here, and serialised and written (with an
+    /// fsync) on a thread of its own, so that learning, publication and held answers do not
+    /// wait for the disk. Skipped while the previous one is still being written.
+    fn save_cache_in_background(&mut self) {
+        if self.saving.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        self.last_save = Instant::now();
+        if let Some(h) = self.saving.take() {
+            let _ = h.join();
+        }
+        let Some(path) = self.cfg.dns.cache_file.clone() else {
+            return;
+        };
+        let snap = fqdn::snapshot(&self.learner, self.clock.now());
+        let spawned = std::thread::Builder::new()
+            .name("ferrowall-cache".into())
+            .spawn(move || log_save(&path, fqdn::write_cache(&path, snap)));
+        match spawned {
+            Ok(h) => self.saving = Some(h),
+            Err(e) => warn!("FQDN cache not saved: no thread to write it: {e}"),
         }
     }
 
@@ -155,7 +186,7 @@ impl Control {
                 .is_err()
         });
         if self.last_save.elapsed() >= self.cfg.dns.cache_interval {
-            self.save_cache();
+            self.save_cache_in_background();
         }
         busy | self.serve_calls()
     }
@@ -250,6 +281,14 @@ pub const SPIN_AFTER_WORK: Duration = Duration::from_millis(20);
 /// How long it sleeps when idle.
 pub const IDLE_SLEEP: Duration = Duration::from_millis(1);
 
+/// Logs how saving the cache file went.
+fn log_save(path: &std::path::Path, result: std::io::Result<usize>) {
+    match result {
+        Ok(n) => tracing::debug!(file = %path.display(), bindings = n, "FQDN cache saved"),
+        Err(e) => warn!(file = %path.display(), "FQDN cache not saved: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +341,48 @@ mod tests {
             Some((9, table)),
             "released once the address is everywhere"
         );
+    }
+
+    #[test]
+    fn the_periodic_save_is_written_off_the_control_thread() {
+        let dir = std::env::temp_dir().join(format!("ferrowall-bgsave-{}", std::process::id()));
+        let path = dir.join("cache.json");
+        let text = format!(
+            "[ports.inside]\ndevice = \"a\"\n[ports.outside]\ndevice = \"b\"\n[dns]\ncache_file = {:?}\ncache_interval = \"1ms\"\n[[rule]]\nname = \"gh\"\naction = \"allow\"\ndst_fqdn = [\"github.com\"]\n",
+            path.display().to_string()
+        );
+        let cfg = config::parse(&text, "t.toml").expect("valid");
+        let policy = Arc::new(Policy::compile(&cfg, 1, 1));
+        let (mut control, _tables) =
+            Control::new("t.toml".into(), cfg, policy, 1, Clock::new(1_000_000_000));
+        let (mut worker, link, _admin) = agent::link();
+        control.links.push(link);
+        let a = response(
+            1,
+            "github.com",
+            rtype::A,
+            &[(
+                "github.com",
+                60,
+                RecordSpec::A("140.82.112.3".parse().unwrap()),
+            )],
+        );
+        let h = DnsHandoff {
+            message: a,
+            hold: None,
+        };
+        assert!(worker.outbox.push(FromWorker::Dns(h)).is_ok());
+        std::thread::sleep(Duration::from_millis(5));
+        control.poll();
+        // The save runs on its own thread; wait for it, then read what it wrote.
+        control
+            .saving
+            .take()
+            .expect("a save was started")
+            .join()
+            .unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(written.contains("github.com") && written.contains("140.82.112.3"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -142,17 +142,34 @@ fn unix_now() -> f64 {
 /// Writes the learned bindings to `path` (a temporary file then a rename, so a crash never
 /// leaves half a file). `now` is the data-path clock.
 pub fn save_cache(path: &Path, learner: &Learner, now: u64) -> std::io::Result<usize> {
+    write_cache(path, snapshot(learner, now))
+}
+
+/// The learned bindings as the cache file holds them, taken at `now` (data-path clock): what
+/// [`write_cache`] writes, on another thread if need be.
+#[derive(Debug)]
+pub struct CacheSnapshot(Vec<CachedBinding>);
+
+/// Takes the bindings to save (the part of a save that reads the learner).
+pub fn snapshot(learner: &Learner, now: u64) -> CacheSnapshot {
     let unix = unix_now();
-    let bindings: Vec<CachedBinding> = learner
-        .bindings()
-        .flat_map(|(ip, bs)| {
-            bs.into_iter().map(move |b| CachedBinding {
-                ip: ip.ip(),
-                name: b.name.to_string(),
-                expires_unix: unix + b.expires.saturating_sub(now) as f64 / 1e9,
+    CacheSnapshot(
+        learner
+            .bindings()
+            .flat_map(|(ip, bs)| {
+                bs.into_iter().map(move |b| CachedBinding {
+                    ip: ip.ip(),
+                    name: b.name.to_string(),
+                    expires_unix: unix + b.expires.saturating_sub(now) as f64 / 1e9,
+                })
             })
-        })
-        .collect();
+            .collect(),
+    )
+}
+
+/// Writes a snapshot to `path` (see [`save_cache`]); returns how many bindings it held.
+pub fn write_cache(path: &Path, snapshot: CacheSnapshot) -> std::io::Result<usize> {
+    let bindings = snapshot.0;
     let n = bindings.len();
     let text = serde_json::to_string(&CacheFile {
         version: 1,

@@ -902,7 +902,9 @@ mod tests {
         t.remove(id);
         assert_eq!(t.resolve(r), None);
         let (k2, a2) = FlowKey::new(ip("10.0.0.3"), ip("192.0.2.10"), 5000, 53, 17);
-        let id2 = t.insert(k2, a2, Side::Inside, FlowState::Active, 0).unwrap();
+        let id2 = t
+            .insert(k2, a2, Side::Inside, FlowState::Active, 0)
+            .unwrap();
         assert_eq!(id2, id, "the slot is reused");
         assert_eq!(t.resolve(r), None, "another flow lives there now");
     }
