@@ -297,20 +297,25 @@ mod tests {
     use dataplane::dns::message::rtype;
     use dataplane::pipeline::DnsHandoff;
 
-    #[test]
-    fn a_hold_waits_for_what_earlier_answers_of_its_packet_taught() {
-        let text = "[ports.inside]\ndevice = \"a\"\n[ports.outside]\ndevice = \"b\"\n\
-[[rule]]\nname = \"gh\"\naction = \"allow\"\ndst_fqdn = [\"github.com\"]\n";
-        let cfg = config::parse(text, "t.toml").expect("valid");
+    /// A controller of one worker under `extra_dns` and a rule for github.com, with the
+    /// worker's end of their link.
+    fn control(extra_dns: &str) -> (Control, agent::WorkerLink) {
+        let text = format!(
+            "[ports.inside]\ndevice = \"a\"\n[ports.outside]\ndevice = \"b\"\n[dns]\n{extra_dns}\n[[rule]]\nname = \"gh\"\naction = \"allow\"\ndst_fqdn = [\"github.com\"]\n"
+        );
+        let cfg = config::parse(&text, "t.toml").expect("valid");
         let policy = Arc::new(Policy::compile(&cfg, 1, 1));
         let (mut control, _tables) =
             Control::new("t.toml".into(), cfg, policy, 1, Clock::new(1_000_000_000));
-        let (mut worker, link, _admin) = agent::link();
+        let (worker, link, _admin) = agent::link();
         control.links.push(link);
-        // One TCP segment completed two answers: an A answer that teaches an address, then
-        // an empty AAAA answer (nothing to learn); the segment's hold rides on the last.
-        let a = response(
-            1,
+        (control, worker)
+    }
+
+    /// A DNS answer teaching github.com's address.
+    fn github_answer(id: u16) -> Vec<u8> {
+        response(
+            id,
             "github.com",
             rtype::A,
             &[(
@@ -318,7 +323,15 @@ mod tests {
                 60,
                 RecordSpec::A("140.82.112.3".parse().unwrap()),
             )],
-        );
+        )
+    }
+
+    #[test]
+    fn a_hold_waits_for_what_earlier_answers_of_its_packet_taught() {
+        let (mut control, mut worker) = control("");
+        // One TCP segment completed two answers: an A answer that teaches an address, then
+        // an empty AAAA answer (nothing to learn); the segment's hold rides on the last.
+        let a = github_answer(1);
         let empty = response(2, "github.com", rtype::AAAA, &[]);
         for (message, hold) in [(a, None), (empty, Some(9))] {
             let h = DnsHandoff { message, hold };
@@ -347,28 +360,12 @@ mod tests {
     fn the_periodic_save_is_written_off_the_control_thread() {
         let dir = std::env::temp_dir().join(format!("ferrowall-bgsave-{}", std::process::id()));
         let path = dir.join("cache.json");
-        let text = format!(
-            "[ports.inside]\ndevice = \"a\"\n[ports.outside]\ndevice = \"b\"\n[dns]\ncache_file = {:?}\ncache_interval = \"1ms\"\n[[rule]]\nname = \"gh\"\naction = \"allow\"\ndst_fqdn = [\"github.com\"]\n",
+        let (mut control, mut worker) = control(&format!(
+            "cache_file = {:?}\ncache_interval = \"1ms\"",
             path.display().to_string()
-        );
-        let cfg = config::parse(&text, "t.toml").expect("valid");
-        let policy = Arc::new(Policy::compile(&cfg, 1, 1));
-        let (mut control, _tables) =
-            Control::new("t.toml".into(), cfg, policy, 1, Clock::new(1_000_000_000));
-        let (mut worker, link, _admin) = agent::link();
-        control.links.push(link);
-        let a = response(
-            1,
-            "github.com",
-            rtype::A,
-            &[(
-                "github.com",
-                60,
-                RecordSpec::A("140.82.112.3".parse().unwrap()),
-            )],
-        );
+        ));
         let h = DnsHandoff {
-            message: a,
+            message: github_answer(1),
             hold: None,
         };
         assert!(worker.outbox.push(FromWorker::Dns(h)).is_ok());
