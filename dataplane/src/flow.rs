@@ -383,7 +383,9 @@ struct Bucket {
 /// The index is an array of buckets sized for at most 50% load. A key lives in its home bucket
 /// (`hash & mask`) or, if that was full when it was inserted, in a following one; every bucket
 /// it passed counts it as displaced (a byte per bucket beside the index), so lookups know to
-/// continue, and stop continuing once the entries that passed are gone.
+/// continue, and stop continuing once the entries that passed are gone. Lookups read only a
+/// bit per bucket (set while its count is not zero): a bit array small enough to stay in
+/// cache, where the counts, touched only when an entry is displaced or removed, would not.
 /// At 50% load overflow is rare, so a lookup reads one index line and one flow slot, both of
 /// which [`FlowTable::prefetch`] can bring in ahead of time.
 pub struct FlowTable {
@@ -393,6 +395,8 @@ pub struct FlowTable {
     /// Per bucket: entries living past it whose home is at or before it (saturated at
     /// `u8::MAX`, which then stays: lookups always continue past that bucket).
     displaced: Vec<u8>,
+    /// Per bucket, a bit: its `displaced` count is not zero.
+    overflowed: Vec<u64>,
     mask: usize,
     hasher: KeyHasher,
     sweep_cursor: usize,
@@ -463,6 +467,7 @@ impl FlowTable {
             free,
             buckets: vec![Bucket::default(); nbuckets],
             displaced: vec![0; nbuckets],
+            overflowed: vec![0; nbuckets.div_ceil(64)],
             mask: nbuckets - 1,
             hasher: KeyHasher::new(seed),
             sweep_cursor: 0,
@@ -477,6 +482,7 @@ impl FlowTable {
             + self.free.capacity() * std::mem::size_of::<FlowId>()
             + self.buckets.len() * std::mem::size_of::<Bucket>()
             + self.displaced.len()
+            + self.overflowed.len() * 8
     }
 
     /// Flows in the table (expired ones not yet swept included).
@@ -508,7 +514,7 @@ impl FlowTable {
 
     #[inline]
     fn is_overflowed(&self, b: usize) -> bool {
-        self.displaced[b] != 0
+        self.overflowed[b / 64] & (1 << (b % 64)) != 0
     }
 
     /// First stage of a burst lookup: bring the key's index line into the cache.
@@ -713,6 +719,7 @@ impl FlowTable {
             }
             let d = &mut self.displaced[b];
             *d = d.saturating_add(1);
+            self.overflowed[b / 64] |= 1 << (b % 64);
             b = (b + 1) & self.mask;
         };
         self.free.pop();
@@ -750,6 +757,9 @@ impl FlowTable {
                 let d = &mut self.displaced[p];
                 if *d != u8::MAX {
                     *d -= 1;
+                    if *d == 0 {
+                        self.overflowed[p / 64] &= !(1 << (p % 64));
+                    }
                 }
                 p = (p + 1) & self.mask;
             }
@@ -887,7 +897,7 @@ mod tests {
         }
         assert!(t.is_empty());
         assert!(
-            t.displaced.iter().all(|&d| d == 0),
+            t.displaced.iter().all(|&d| d == 0) && t.overflowed.iter().all(|&w| w == 0),
             "an empty table has nothing displaced"
         );
     }
