@@ -540,6 +540,20 @@ fn a_fragmented_udp_answer_in_and_out_of_order() {
             "{name}: {:?}",
             r.summary()
         );
+        // After a query with another id: the fragment that completes the answer says
+        // `no-query`, and nothing is learned.
+        let mut frames = vec![q(8, "github.com", rtype::A, 5009)];
+        frames.extend(order.iter().map(|&i| frags[i].clone()));
+        frames.push(syn("140.82.113.0", 40000, 443));
+        let n = frames.len();
+        let r = replay(
+            &format!("fqdn-frag-noq-{name}"),
+            &config(""),
+            &at_ms(frames),
+        );
+        let no_query = r.log.iter().filter(|l| l["reason"] == "no-query").count();
+        assert_eq!(no_query, 1, "{name}: {:?}", r.summary());
+        assert_eq!(r.verdict(n - 1), "drop");
     }
 }
 

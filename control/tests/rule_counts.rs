@@ -46,4 +46,20 @@ fn later_fragments_count_for_the_rule_of_their_first() {
         (frags.len() as u64, bytes as u64),
         "every fragment counted for rule 0"
     );
+    // A datagram whose first fragment no rule decided (a TCP packet of no flow) counts for
+    // none, the default action included.
+    let orphan = Pkt::new("10.0.0.2", "192.0.2.9")
+        .tcp(40000, 80, testkit::tcp::ACK)
+        .payload(&[1u8; 1200])
+        .ip_id(6)
+        .fragments(400);
+    for f in orphan {
+        let (d, decision) = p.process(f, Side::Inside, 2, &mut fx);
+        assert!(matches!(d, Disposition::Drop(_)), "{decision:?}");
+    }
+    assert_eq!(
+        policy.counters[0].get(1),
+        (0, 0),
+        "the default counted nothing"
+    );
 }

@@ -184,6 +184,8 @@ pub struct Timeouts {
     pub udp: u64,
     /// ICMP echo.
     pub icmp: u64,
+    /// How long a fragment waits for the rest of its datagram.
+    pub fragment: u64,
 }
 
 impl Timeouts {
@@ -195,6 +197,7 @@ impl Timeouts {
             tcp_transitory: ns(f.tcp_transitory_timeout),
             udp: ns(f.udp_timeout),
             icmp: ns(f.icmp_timeout),
+            fragment: ns(f.fragment_timeout),
         }
     }
 
@@ -615,13 +618,8 @@ impl FlowTable {
         now: u64,
         t: &Timeouts,
     ) -> Option<FlowId> {
-        let holds_key = |id: FlowId| {
-            self.slots
-                .get(id as usize)
-                .is_some_and(|s| s.in_use && s.key == *key)
-        };
         match hint {
-            Some(id) if holds_key(id) => self.unless_expired(id, now, t),
+            Some(id) if self.holds(id, key) => self.unless_expired(id, now, t),
             _ => self.lookup_hashed(key, hash, now, t),
         }
     }
@@ -678,8 +676,15 @@ impl FlowTable {
 
     /// The slot of the flow `r` names, if that flow still lives.
     pub fn resolve(&self, r: FlowRef) -> Option<FlowId> {
-        let s = self.slots.get(r.id as usize)?;
-        (s.in_use && s.key == r.key).then_some(r.id)
+        self.holds(r.id, &r.key).then_some(r.id)
+    }
+
+    /// Whether slot `id` holds a live flow with `key`.
+    #[inline(always)]
+    fn holds(&self, id: FlowId, key: &FlowKey) -> bool {
+        self.slots
+            .get(id as usize)
+            .is_some_and(|s| s.in_use && s.key == *key)
     }
 
     /// Creates a flow for `key` (which must not be in the table).
@@ -829,6 +834,7 @@ mod tests {
         tcp_transitory: 10,
         udp: 50,
         icmp: 20,
+        fragment: 5,
     };
 
     fn ip(s: &str) -> IpAddr {

@@ -73,13 +73,12 @@ pub struct FragTable<H, D> {
     /// expire in this order.
     order: VecDeque<(u64, DatagramKey)>,
     capacity: usize,
-    timeout: u64,
     held: usize,
 }
 
 impl<H, D: Copy> FragTable<H, D> {
-    /// A table of at most `capacity` datagrams, each remembered for `timeout` ns.
-    pub fn new(capacity: usize, timeout: u64, seed: u64) -> Self {
+    /// A table of at most `capacity` datagrams.
+    pub fn new(capacity: usize, seed: u64) -> Self {
         let capacity = capacity.max(1);
         FragTable {
             entries: HashMap::with_capacity_and_hasher(
@@ -88,7 +87,6 @@ impl<H, D: Copy> FragTable<H, D> {
             ),
             order: VecDeque::with_capacity(capacity),
             capacity,
-            timeout,
             held: 0,
         }
     }
@@ -106,11 +104,6 @@ impl<H, D: Copy> FragTable<H, D> {
     /// Later fragments currently held.
     pub fn held(&self) -> usize {
         self.held
-    }
-
-    /// Changes the timeout (reload); it applies to the entries already there too.
-    pub fn set_timeout(&mut self, timeout: u64) {
-        self.timeout = timeout;
     }
 
     fn has_room(&self) -> bool {
@@ -173,11 +166,13 @@ impl<H, D: Copy> FragTable<H, D> {
         Later::Held
     }
 
-    /// Forgets datagrams whose deadline passed; the fragments still held for them (their first
-    /// fragment never came) are appended to `timed_out`, oldest datagram first.
-    pub fn expire(&mut self, now: u64, timed_out: &mut Vec<H>) {
+    /// Forgets datagrams tracked for `timeout` ns or longer (the timeout in force: a reload
+    /// that changes it applies to the datagrams already there too); the fragments still held
+    /// for them (their first fragment never came) are appended to `timed_out`, oldest datagram
+    /// first.
+    pub fn expire(&mut self, now: u64, timeout: u64, timed_out: &mut Vec<H>) {
         while let Some(&(since, key)) = self.order.front() {
-            if now.saturating_sub(since) < self.timeout {
+            if now.saturating_sub(since) < timeout {
                 break;
             }
             self.order.pop_front();
@@ -206,14 +201,14 @@ mod tests {
 
     #[test]
     fn first_then_later_follow() {
-        let mut t: FragTable<&str, u8> = FragTable::new(4, 100, 0);
+        let mut t: FragTable<&str, u8> = FragTable::new(4, 0);
         assert_eq!(t.first(key(1), v(7), 0), (vec![], true));
         assert_eq!(t.later(key(1), "b", 10), Later::Follow("b", v(7)));
     }
 
     #[test]
     fn later_before_first_is_held_then_released_in_order() {
-        let mut t: FragTable<&str, u8> = FragTable::new(4, 100, 0);
+        let mut t: FragTable<&str, u8> = FragTable::new(4, 0);
         assert_eq!(t.later(key(1), "c", 0), Later::Held);
         assert_eq!(t.later(key(1), "b", 1), Later::Held);
         assert_eq!(t.held(), 2);
@@ -224,15 +219,15 @@ mod tests {
 
     #[test]
     fn missing_first_times_out() {
-        let mut t: FragTable<&str, u8> = FragTable::new(4, 100, 0);
+        let mut t: FragTable<&str, u8> = FragTable::new(4, 0);
         assert_eq!(t.later(key(1), "x", 0), Later::Held);
         assert_eq!(t.later(key(2), "y", 50), Later::Held);
         let mut out = Vec::new();
-        t.expire(99, &mut out);
+        t.expire(99, 100, &mut out);
         assert!(out.is_empty());
-        t.expire(100, &mut out);
+        t.expire(100, 100, &mut out);
         assert_eq!(out, vec!["x"]);
-        t.expire(200, &mut out);
+        t.expire(200, 100, &mut out);
         assert_eq!(out, vec!["x", "y"]);
         assert!(t.is_empty());
         assert_eq!(t.held(), 0);
@@ -242,19 +237,21 @@ mod tests {
 
     #[test]
     fn a_shorter_timeout_applies_to_datagrams_already_tracked() {
-        let mut t: FragTable<&str, u8> = FragTable::new(4, 60, 0);
+        let mut t: FragTable<&str, u8> = FragTable::new(4, 0);
         assert_eq!(t.later(key(1), "old", 0), Later::Held);
-        t.set_timeout(5);
         assert_eq!(t.later(key(2), "new", 10), Later::Held);
         let mut out = Vec::new();
-        t.expire(15, &mut out);
-        assert_eq!(out, vec!["old", "new"], "neither waits for the old timeout");
+        t.expire(15, 60, &mut out);
+        assert!(out.is_empty());
+        // The timeout shortened (a reload): neither waits for the old one.
+        t.expire(15, 5, &mut out);
+        assert_eq!(out, vec!["old", "new"]);
         assert!(t.is_empty());
     }
 
     #[test]
     fn bounded() {
-        let mut t: FragTable<u32, u8> = FragTable::new(2, 100, 0);
+        let mut t: FragTable<u32, u8> = FragTable::new(2, 0);
         assert_eq!(t.later(key(1), 1, 0), Later::Held);
         assert_eq!(t.later(key(2), 2, 0), Later::Held);
         assert_eq!(t.later(key(3), 3, 0), Later::TableFull(3));

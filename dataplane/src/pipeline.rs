@@ -330,11 +330,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             worker: cfg.worker,
             rejects: RateLimit::new(policy.reject_rate),
             flows: FlowTable::new(cfg.flow_capacity, cfg.seed),
-            frags: FragTable::new(
-                cfg.fragment_capacity,
-                policy.fragment_timeout,
-                cfg.seed ^ 0x5bd1_e995,
-            ),
+            frags: FragTable::new(cfg.fragment_capacity, cfg.seed ^ 0x5bd1_e995),
             policy,
             stats,
             answer: Vec::with_capacity(2048),
@@ -394,7 +390,6 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     /// their next packet.
     pub fn set_policy(&mut self, policy: Arc<Policy>) -> Arc<Policy> {
         self.rejects.set_rate(policy.reject_rate);
-        self.frags.set_timeout(policy.fragment_timeout);
         std::mem::replace(&mut self.policy, policy)
     }
 
@@ -406,7 +401,8 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         if !self.held_dns.is_empty() {
             self.release_holds(now, fleet_version(), fx);
         }
-        self.frags.expire(now, &mut fx.timed_out);
+        self.frags
+            .expire(now, self.policy.timeouts.fragment, &mut fx.timed_out);
         let g = self.policy.generation;
         for (packet, side) in fx.timed_out.drain(..) {
             self.stats.drops[DropReason::FragmentNoFirst.index()].inc();
@@ -417,7 +413,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             });
         }
         self.stats.fragments_held.set(self.frags.held() as u64);
-        let lost = self.reasm.expire(now, self.policy.fragment_timeout);
+        let lost = self.reasm.expire(now, self.policy.timeouts.fragment);
         self.stats.dns_reassembly_failed.add(lost as u64);
         let expired = self.flows.sweep(now, &self.policy.timeouts, SWEEP_BUDGET);
         self.stats.flows_expired.add(expired as u64);
@@ -688,8 +684,9 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 let (disp, decision) = self.later_fragment(key, pkt, side, now);
                 match disp {
                     Disposition::Pass(p) if self.reasm.tracks(&key) => {
-                        let handed = self.reassemble(&key, p.as_ref(), ip, fx);
-                        self.hold_if(handed, p, side, decision, now, fx)
+                        let s = self.reassemble(&key, p.as_ref(), ip, fx);
+                        let decision = screened_reason(decision, s);
+                        self.hold_if(s == Screened::Learnable, p, side, decision, now, fx)
                     }
                     disp => (disp, decision),
                 }
@@ -707,15 +704,18 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                         ..
                     }
                 );
-                let mut handed = false;
-                if let (Disposition::Pass(p), Some(id), true) = (&disp, flow, dns_answer) {
-                    if self.reasm.start(key, self.flows.flow_ref(id), now).is_ok() {
-                        handed = self.reassemble(&key, p.as_ref(), ip, fx);
+                let mut screened = Screened::Ignored;
+                let flow = flow.map(|id| self.flows.flow_ref(id));
+                if let (Disposition::Pass(p), Some(flow), true) = (&disp, flow, dns_answer) {
+                    if self.reasm.start(key, flow, now).is_ok() {
+                        screened = self.reassemble(&key, p.as_ref(), ip, fx);
                     } else {
                         self.stats.dns_reassembly_failed.inc();
                     }
                 }
-                handed |= self.first_fragment(key, decision, flow, now, fx);
+                let handed = self.first_fragment(key, decision, flow, now, fx)
+                    | (screened == Screened::Learnable);
+                let decision = screened_reason(decision, screened);
                 match disp {
                     Disposition::Pass(p) => self.hold_if(handed, p, side, decision, now, fx),
                     disp => (disp, decision),
@@ -741,18 +741,19 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         &mut self,
         key: DatagramKey,
         decision: Decision,
-        flow: Option<FlowId>,
+        flow: Option<FlowRef>,
         now: u64,
         fx: &mut Effects<H>,
     ) -> bool {
-        let flow = flow.map(|id| self.flows.flow_ref(id));
         let (held, _) = self.frags.first(key, FirstVerdict { decision, flow }, now);
         let mut handed = false;
         for (packet, side) in held {
-            let d = self.follow(decision, flow, packet.as_ref().len() as u64, now);
+            let mut d = self.follow(decision, flow, packet.as_ref().len() as u64, now);
             if d.verdict == Verdict::Allow && self.reasm.tracks(&key) {
                 if let Ok(Frame::Ip(ip)) = packet::parse(packet.as_ref()) {
-                    handed |= self.reassemble(&key, packet.as_ref(), &ip, fx);
+                    let s = self.reassemble(&key, packet.as_ref(), &ip, fx);
+                    handed |= s == Screened::Learnable;
+                    d = screened_reason(d, s);
                 }
             }
             fx.released.push(Released {
@@ -796,9 +797,11 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
 
     /// The decision of a later fragment whose first fragment decided `first`.
     fn follow(&mut self, first: Decision, flow: Option<FlowRef>, len: u64, now: u64) -> Decision {
-        // The rule that decided the first fragment counts the rest of the datagram (while its
-        // policy is in force: a reload renumbers the rules).
-        if first.generation == self.policy.generation {
+        // The rule (or default) that decided the first fragment counts the rest of the
+        // datagram (while its policy is in force: a reload renumbers the rules); a first
+        // fragment dropped for another reason (no flow, malformed, ...) counts for none.
+        if first.generation == self.policy.generation && !matches!(first.reason, Reason::Dropped(_))
+        {
             self.count_rule(decided_by(first.rule), len);
         }
         if first.verdict == Verdict::Allow {
@@ -1174,7 +1177,7 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         let generation = self.policy.generation;
         let redecided = self.flows.get(id).generation != generation;
         if redecided {
-            if let Some(refused) = self.redecide_if_stale(id, now) {
+            if let Some(refused) = self.redecide_or_refuse(id, now) {
                 return (Disposition::Drop(pkt), refused, None);
             }
         }
@@ -1284,12 +1287,10 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
                 (handed, no_query)
             }
         };
-        // An answer that matches no query passes with its flow, never learned, and says so.
-        let decision = if no_query && decision.verdict == Verdict::Allow {
-            Decision {
-                reason: Reason::NoQuery,
-                ..decision
-            }
+        // An answer that matches no query passes with its flow, never learned, and says so (a
+        // segment that also taught something keeps its reason).
+        let decision = if no_query && !handed {
+            screened_reason(decision, Screened::NoQuery)
         } else {
             decision
         };
@@ -1347,49 +1348,47 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     }
 
     /// Feeds a fragment of a DNS answer being reassembled; when it completes the datagram, the
-    /// answer is screened. Returns whether it was handed to the learner.
+    /// answer is screened. Returns what it was ([`Screened::Ignored`] while incomplete, or
+    /// given up).
     fn reassemble(
         &mut self,
         key: &DatagramKey,
         frame: &[u8],
         ip: &IpPacket,
         fx: &mut Effects<H>,
-    ) -> bool {
+    ) -> Screened {
         let (Some(f), Some(data)) = (
             ip.frag,
             frame.get(usize::from(ip.l4_offset)..usize::from(ip.ip_end)),
         ) else {
-            return false;
+            return Screened::Ignored;
         };
         match self.reasm.add(key, usize::from(f.offset), f.more, data) {
             Ok(Some((flow, whole))) => {
                 // Screened against its own flow's queries, if that flow still lives.
                 let Some(id) = self.flows.resolve(flow) else {
                     self.stats.dns_reassembly_failed.inc();
-                    return false;
+                    return Screened::Ignored;
                 };
                 // The UDP header, then the DNS message up to the UDP length.
                 let len = whole
                     .get(4..6)
                     .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
                 let msg = whole.get(8..len.min(whole.len())).unwrap_or(&[]);
-                self.screen(id, false, ip.src_ip(), msg, fx) == Screened::Learnable
+                self.screen(id, false, ip.src_ip(), msg, fx)
             }
-            Ok(None) => false,
+            Ok(None) => Screened::Ignored,
             Err(_) => {
                 self.stats.dns_reassembly_failed.inc();
-                false
+                Screened::Ignored
             }
         }
     }
 
-    /// Decides live flow `id` again if it was decided under an older policy. Returns the drop
-    /// (counted) if the policy in force refuses it: the flow is then removed, and its packet
-    /// dropped, never answered.
-    fn redecide_if_stale(&mut self, id: FlowId, now: u64) -> Option<Decision> {
-        if self.flows.get(id).generation == self.policy.generation {
-            return None;
-        }
+    /// Decides live flow `id` (decided under an older policy) again. Returns the drop (counted)
+    /// if the policy in force refuses it: the flow is then removed, and its packet dropped,
+    /// never answered.
+    fn redecide_or_refuse(&mut self, id: FlowId, now: u64) -> Option<Decision> {
         let refused = self.redecide(id, now)?;
         self.stats.drops[drop_reason(refused).index()].inc();
         Some(Decision {
@@ -1453,8 +1452,10 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         };
         // A related error passes if the flow does (under the policy in force), without
         // refreshing the flow's idle timer.
-        if let Some(refused) = self.redecide_if_stale(id, now) {
-            return (Disposition::Drop(pkt), refused, None);
+        if self.flows.get(id).generation != self.policy.generation {
+            if let Some(refused) = self.redecide_or_refuse(id, now) {
+                return (Disposition::Drop(pkt), refused, None);
+            }
         }
         let f = self.flows.get_mut(id);
         f.packets += 1;
@@ -1472,6 +1473,19 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             },
             Some(id),
         )
+    }
+}
+
+/// The decision of a packet that carried a DNS message screened as `s`: an answer that pairs
+/// with no query passes with its flow, never learned, logged `no-query`.
+fn screened_reason(d: Decision, s: Screened) -> Decision {
+    if s == Screened::NoQuery && d.verdict == Verdict::Allow {
+        Decision {
+            reason: Reason::NoQuery,
+            ..d
+        }
+    } else {
+        d
     }
 }
 

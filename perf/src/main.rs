@@ -616,7 +616,6 @@ fn fqdn_benches<'e>(
     Ok(())
 }
 
-/// Sends every flow once through the pipeline so that the measured packets find them all.
 /// The speed of light of the established path at `flows` flows (see `perf::sol`), fed the
 /// same frames as the pipeline.
 fn speed_of_light(rig: &mut Rig<'_, '_>, flows: u32) -> Result<Figure> {
@@ -650,6 +649,7 @@ fn speed_of_light(rig: &mut Rig<'_, '_>, flows: u32) -> Result<Figure> {
     Ok(fig)
 }
 
+/// Sends every flow once through the pipeline so that the measured packets find them all.
 fn warm_up<'e>(
     p: &mut Pipeline<Mbuf<'e>>,
     pool: &'e Mempool<'e>,

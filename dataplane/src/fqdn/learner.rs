@@ -61,6 +61,11 @@ impl Limits {
             max_cname_chain: d.max_cname_chain as usize,
         }
     }
+
+    /// The longest a binding may live (ns): `max_ttl`, or `min_ttl` if that is longer.
+    pub fn max_life(&self) -> u64 {
+        self.max_ttl.max(self.min_ttl)
+    }
 }
 
 /// What became of a DNS answer, as `ferrowall_dns_answers_total{result}` counts it.
@@ -462,10 +467,7 @@ impl Learner {
             // The binding lives as long as every link from the question to the address (the
             // chain holds the smallest TTL up to each name).
             let ttl = chain[pos].ttl.min(ttl);
-            let life = (u64::from(ttl) * NANOS).clamp(
-                self.limits.min_ttl,
-                self.limits.max_ttl.max(self.limits.min_ttl),
-            );
+            let life = (u64::from(ttl) * NANOS).clamp(self.limits.min_ttl, self.limits.max_life());
             let key = IpKey::new(ip);
             // Bound from the address's owner back to the question, so that the question name
             // is the most recent (listed first, and the one attributed to flows).
@@ -811,7 +813,7 @@ impl Learner {
         }
         // No longer than an answer could bind it now (`max_ttl` may have shrunk, the wall clock
         // may have gone back since the file was written).
-        let expires = expires.min(now.saturating_add(self.limits.max_ttl.max(self.limits.min_ttl)));
+        let expires = expires.min(now.saturating_add(self.limits.max_life()));
         let name = match self.by_name.get(name) {
             Some(&id) => LinkName::Known(id),
             None => LinkName::New(Arc::from(name)),

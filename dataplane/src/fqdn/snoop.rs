@@ -76,10 +76,24 @@ pub enum StreamError {
     Overflow,
 }
 
+/// The length a DNS-over-TCP message's prefix gives, once `b` holds the prefix.
+fn message_len(b: &[u8]) -> Option<usize> {
+    b.get(..2)
+        .map(|p| usize::from(u16::from_be_bytes([p[0], p[1]])))
+}
+
 impl Stream {
-    /// Adds a segment's payload; calls `each` with every DNS message it completes. The buffer
-    /// never holds more than `room` bytes of capacity (an incomplete message beyond that breaks
-    /// the stream), and none once it holds no incomplete message.
+    /// Gives the stream up: nothing more is read from it.
+    fn overflow(&mut self) -> StreamError {
+        self.broken = true;
+        self.buf = Vec::new();
+        StreamError::Overflow
+    }
+
+    /// Adds a segment's payload; calls `each` with every DNS message it completes (read in the
+    /// segment itself when it holds them whole). Only an incomplete message is buffered, in
+    /// no more than `room` bytes of capacity (one that does not fit breaks the stream), and
+    /// nothing once it completes.
     fn push(
         &mut self,
         seq: u32,
@@ -109,40 +123,47 @@ impl Stream {
             self.buf = Vec::new();
             return Err(StreamError::Gap);
         };
-        let need = self.buf.len() + data.len();
-        let limit = room.min(2 * MAX_TCP_MESSAGE);
-        if need > limit {
-            self.broken = true;
-            self.buf = Vec::new();
-            return Err(StreamError::Overflow);
-        }
-        if need > self.buf.capacity() {
-            // Grow by doubling, but never past the limit, so the capacity counted against the
-            // worker's budget is what the stream may hold.
-            let want = need.max(self.buf.capacity() * 2).min(limit);
-            self.buf.reserve_exact(want - self.buf.len());
-        }
-        self.buf.extend_from_slice(data);
         self.next = self
             .next
             .wrapping_add(u32::try_from(data.len()).unwrap_or(u32::MAX));
-        let mut at = 0;
-        while let Some(len) = self
-            .buf
-            .get(at..at + 2)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-        {
-            let Some(msg) = self.buf.get(at + 2..at + 2 + len) else {
+        let limit = room.min(MAX_TCP_MESSAGE);
+        let mut data = data;
+        // First the message held (its length prefix, then its bytes), as far as this segment
+        // carries it.
+        while !self.buf.is_empty() && !data.is_empty() {
+            let target = message_len(&self.buf).map_or(2, |len| 2 + len);
+            let take = (target - self.buf.len()).min(data.len());
+            if self.buf.len() + take > limit {
+                return Err(self.overflow());
+            }
+            if target > self.buf.capacity() {
+                // The whole message's room at once, never more than the limit.
+                self.buf.reserve_exact(target.min(limit) - self.buf.len());
+            }
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if message_len(&self.buf).is_some_and(|len| self.buf.len() == 2 + len) {
+                each(&self.buf[2..]);
+                // Nothing incomplete left: give the buffer back.
+                self.buf = Vec::new();
+            }
+        }
+        // Then the whole messages the segment carries, read where they lie.
+        while let Some(len) = message_len(data) {
+            let Some(msg) = data.get(2..2 + len) else {
                 break;
             };
             each(msg);
-            at += 2 + len;
+            data = &data[2 + len..];
         }
-        if at == self.buf.len() {
-            // Nothing incomplete left: give the buffer back.
-            self.buf = Vec::new();
-        } else {
-            self.buf.drain(..at);
+        // What is left begins a message: only that is buffered.
+        if !data.is_empty() {
+            let target = message_len(data).map_or(2, |len| 2 + len);
+            if data.len() > limit {
+                return Err(self.overflow());
+            }
+            self.buf.reserve_exact(target.min(limit).max(data.len()));
+            self.buf.extend_from_slice(data);
         }
         Ok(())
     }

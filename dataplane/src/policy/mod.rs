@@ -96,8 +96,6 @@ pub struct Policy {
     pub tcp_midstream: bool,
     /// Rejects answered per second per worker.
     pub reject_rate: u32,
-    /// How long a fragment waits for the rest of its datagram (ns).
-    pub fragment_timeout: u64,
     /// Per-worker rule counters, indexed by worker.
     pub counters: Vec<RuleCounters>,
     /// DNS snooping settings.
@@ -125,8 +123,6 @@ impl Policy {
             timeouts: Timeouts::from_config(&cfg.flows),
             tcp_midstream: cfg.flows.tcp_midstream,
             reject_rate: cfg.flows.reject_rate,
-            fragment_timeout: u64::try_from(cfg.flows.fragment_timeout.as_nanos())
-                .unwrap_or(u64::MAX),
             dns: DnsPolicy::from_config(&cfg.dns),
             counters: (0..workers.max(1))
                 .map(|_| RuleCounters::new(rules.len()))
