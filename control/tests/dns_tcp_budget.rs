@@ -2,20 +2,14 @@
 //! at most `MAX_TCP_BUFFERED` bytes of buffers together, the rest are given up and counted,
 //! and a finished message gives its buffer back.
 
-use std::sync::Arc;
-
 use dataplane::dns::message::build::query;
 use dataplane::dns::message::rtype;
 use dataplane::fqdn::snoop::MAX_TCP_BUFFERED;
 use dataplane::pipeline::{Disposition, Effects};
-use dataplane::{Pipeline, PipelineConfig, PipelineStats, Policy, Side};
+use dataplane::{Pipeline, Side};
 use testkit::{Pkt, tcp};
 
 const CONFIG: &str = r#"
-[ports.inside]
-device = "a"
-[ports.outside]
-device = "b"
 [flows]
 capacity = 4096
 [[rule]]
@@ -58,14 +52,7 @@ fn pass(p: &mut Pipeline<Vec<u8>>, frame: Vec<u8>, now: u64) {
 
 #[test]
 fn unfinished_messages_share_a_bounded_budget() {
-    let cfg = config::parse(CONFIG, "budget.toml").expect("valid");
-    let policy = Arc::new(Policy::compile(&cfg, 1, 1));
-    let stats = Arc::new(PipelineStats::default());
-    let mut p = Pipeline::new(
-        PipelineConfig::from_config(&cfg, 0, 7),
-        policy,
-        Arc::clone(&stats),
-    );
+    let (mut p, _, stats) = testkit::pipeline(CONFIG);
     // Each connection announces a 65535-byte message and sends 60000 bytes of it.
     let mut partial = vec![0xff, 0xff];
     partial.extend(std::iter::repeat_n(0u8, 60_000));

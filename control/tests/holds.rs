@@ -1,19 +1,13 @@
 //! A DNS answer held until every worker has its addresses is never lost: when the worker
 //! stops, whatever it still holds is released.
 
-use std::sync::Arc;
-
 use dataplane::dns::message::build::{RecordSpec, query, response};
 use dataplane::dns::message::rtype;
 use dataplane::pipeline::{Disposition, Effects};
-use dataplane::{Pipeline, PipelineConfig, PipelineStats, Policy, Side, Verdict};
+use dataplane::{Side, Verdict};
 use testkit::Pkt;
 
 const CONFIG: &str = r#"
-[ports.inside]
-device = "a"
-[ports.outside]
-device = "b"
 [network]
 inside = ["10.0.0.0/8"]
 [dns]
@@ -31,14 +25,7 @@ dst_fqdn = ["github.com"]
 
 #[test]
 fn held_answers_are_released_when_the_worker_stops() {
-    let cfg = config::parse(CONFIG, "holds.toml").expect("valid");
-    let policy = Arc::new(Policy::compile(&cfg, 1, 1));
-    let stats = Arc::new(PipelineStats::default());
-    let mut p: Pipeline<Vec<u8>> = Pipeline::new(
-        PipelineConfig::from_config(&cfg, 0, 7),
-        policy,
-        Arc::clone(&stats),
-    );
+    let (mut p, _, stats) = testkit::pipeline(CONFIG);
     let mut fx = Effects::default();
     let q = Pkt::new("10.0.0.2", "192.0.2.53")
         .udp(5000, 53)

@@ -1,17 +1,11 @@
 //! A rule counts every packet and byte of the flows it decided: the later fragments of a
 //! datagram included, which follow their first fragment's verdict.
 
-use std::sync::Arc;
-
+use dataplane::Side;
 use dataplane::pipeline::{Disposition, Effects};
-use dataplane::{Pipeline, PipelineConfig, PipelineStats, Policy, Side};
 use testkit::Pkt;
 
 const CONFIG: &str = r#"
-[ports.inside]
-device = "a"
-[ports.outside]
-device = "b"
 [[rule]]
 name = "udp"
 action = "allow"
@@ -22,13 +16,7 @@ action = "drop"
 
 #[test]
 fn later_fragments_count_for_the_rule_of_their_first() {
-    let cfg = config::parse(CONFIG, "counts.toml").expect("valid");
-    let policy = Arc::new(Policy::compile(&cfg, 1, 1));
-    let mut p: Pipeline<Vec<u8>> = Pipeline::new(
-        PipelineConfig::from_config(&cfg, 0, 7),
-        Arc::clone(&policy),
-        Arc::new(PipelineStats::default()),
-    );
+    let (mut p, policy, _) = testkit::pipeline(CONFIG);
     let frags = Pkt::new("10.0.0.2", "192.0.2.9")
         .udp(40000, 9999)
         .payload(&[1u8; 1200])

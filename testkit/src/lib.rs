@@ -14,6 +14,24 @@ pub mod seeds;
 pub use packet::{Ext, Pkt, tcp};
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use dataplane::{Pipeline, PipelineConfig, PipelineStats, Policy};
+
+/// A pipeline (worker 0, on plain buffers) under the configuration `rules` (everything but the
+/// two port sections, which it adds), with its policy (for the rule counters) and its counters.
+pub fn pipeline(rules: &str) -> (Pipeline<Vec<u8>>, Arc<Policy>, Arc<PipelineStats>) {
+    let text = format!("[ports.inside]\ndevice = \"a\"\n[ports.outside]\ndevice = \"b\"\n{rules}");
+    let cfg = config::parse(&text, "test.toml").expect("a valid test configuration");
+    let policy = Arc::new(Policy::compile(&cfg, 1, 1));
+    let stats = Arc::new(PipelineStats::default());
+    let p = Pipeline::new(
+        PipelineConfig::from_config(&cfg, 0, 7),
+        Arc::clone(&policy),
+        Arc::clone(&stats),
+    );
+    (p, policy, stats)
+}
 
 /// The project's root folder.
 pub fn project_root() -> PathBuf {
