@@ -175,7 +175,14 @@ impl Read for Deadline<'_> {
             ));
         }
         self.stream.set_read_timeout(Some(left))?;
-        self.stream.read(buf)
+        // A read that runs out of time reports `WouldBlock` on Unix: the deadline passed.
+        self.stream.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                io::Error::new(io::ErrorKind::TimedOut, "the request took too long")
+            } else {
+                e
+            }
+        })
     }
 }
 
@@ -543,5 +550,20 @@ mod tests {
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
         drop(server);
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_request_that_stops_coming_times_out_too() {
+        // One byte, then silence: the last read waits out the deadline itself.
+        let (mut client, server) = UnixStream::pair().unwrap();
+        client.write_all(b"{").unwrap();
+        let mut line = Vec::new();
+        let r = BufReader::new(Deadline {
+            stream: &server,
+            until: Instant::now() + Duration::from_millis(50),
+        })
+        .read_until(b'\n', &mut line);
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert_eq!(line, b"{");
     }
 }
