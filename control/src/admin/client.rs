@@ -9,42 +9,56 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use serde::de::DeserializeOwned;
 
-use super::proto::{FlowJson, Reloaded, Request, RuleJson, StatsJson, Status};
+use super::proto::{FlowJson, ProgressLine, Reloaded, Request, RuleJson, StatsJson, Status};
 use crate::cli::Failure;
 use crate::fqdn::FqdnRow;
 
-/// How long to wait for the next line of an answer.
+/// How long to wait for the next line of an answer (the server sends a progress line at least
+/// every second while it works on one).
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Sends `req` to the instance at `socket` and prints its answer to stdout.
 pub fn run(socket: &Path, req: &Request, json: bool) -> Result<(), Failure> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    ask(socket, req, json, READ_TIMEOUT, &mut out)
+}
+
+/// [`run`], printing to `out` and waiting at most `timeout` for each line.
+fn ask<W: Write>(
+    socket: &Path,
+    req: &Request,
+    json: bool,
+    timeout: Duration,
+    out: &mut W,
+) -> Result<(), Failure> {
     let stream = UnixStream::connect(socket).with_context(|| {
         format!(
             "connecting to the admin socket {} (is ferrowall running? see [admin].socket; --socket PATH)",
             socket.display()
         )
     })?;
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    stream.set_write_timeout(Some(READ_TIMEOUT))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
     let mut line = serde_json::to_vec(req).map_err(|e| anyhow!(e))?;
     line.push(b'\n');
     (&stream).write_all(&line)?;
     let mut lines = BufReader::new(&stream).lines();
     let status: Status = match lines.next() {
-        Some(l) => serde_json::from_str(&l?).context("reading the answer")?,
+        Some(l) => serde_json::from_str(&l.map_err(|e| waited(e, timeout))?)
+            .context("reading the answer")?,
         None => return Err(anyhow!("ferrowall closed the connection without answering").into()),
     };
     if !status.ok {
         let why = status.error.unwrap_or_else(|| "failed".into());
         return Err(anyhow!("{why}").into());
     }
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
     let mut rows = Rows {
         lines,
         ended: false,
+        timeout,
     };
-    let printed = print(req, json, &mut rows, &mut out).and_then(|()| out.flush());
+    let printed = print(req, json, &mut rows, out).and_then(|()| out.flush());
     match printed {
         // `ferrowall flows | head` stops reading: that is not a failure.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
@@ -55,9 +69,26 @@ pub fn run(socket: &Path, req: &Request, json: bool) -> Result<(), Failure> {
 
 /// The lines of an answer's result, up to the status line that ends it: a failure there (or
 /// no such line: the answer was cut short) is an error, never the end of a shorter result.
+/// Progress lines are skipped.
 struct Rows<'a> {
     lines: std::io::Lines<BufReader<&'a UnixStream>>,
     ended: bool,
+    /// The read timeout, for the error when it runs out.
+    timeout: Duration,
+}
+
+/// A read error, said in words when it is the read timeout running out.
+fn waited(e: io::Error, timeout: Duration) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "ferrowall sent nothing for {} s (not even progress): the answer was given up",
+                timeout.as_secs_f64()
+            ),
+        ),
+        _ => e,
+    }
 }
 
 impl Iterator for Rows<'_> {
@@ -67,11 +98,14 @@ impl Iterator for Rows<'_> {
         if self.ended {
             return None;
         }
-        let line = match self.lines.next() {
+        let line = match self.lines.find(|l| {
+            l.as_ref()
+                .map_or(true, |l| serde_json::from_str::<ProgressLine>(l).is_err())
+        }) {
             Some(Ok(l)) => l,
             Some(Err(e)) => {
                 self.ended = true;
-                return Some(Err(e));
+                return Some(Err(waited(e, self.timeout)));
             }
             None => {
                 self.ended = true;
@@ -297,8 +331,77 @@ mod tests {
         Rows {
             lines: BufReader::new(&client).lines(),
             ended: false,
+            timeout: READ_TIMEOUT,
         }
         .collect()
+    }
+
+    /// `ask`s a server that writes `lines` with `gap` between them, the client waiting at most
+    /// `timeout` for each line; what it printed, or its error.
+    fn ask_slow_server(lines: &[&str], gap: Duration, timeout: Duration) -> Result<String, String> {
+        let dir = std::env::temp_dir().join(format!("ferrowall-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{:?}.sock", std::thread::current().id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let lines: Vec<String> = lines.iter().map(|l| format!("{l}\n")).collect();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = String::new();
+            BufReader::new(&s).read_line(&mut req).unwrap();
+            for l in lines {
+                std::thread::sleep(gap);
+                if s.write_all(l.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut out = Vec::new();
+        let r = ask(
+            &path,
+            &Request::Flows { fqdn: None },
+            true,
+            timeout,
+            &mut out,
+        );
+        server.join().unwrap();
+        let _ = std::fs::remove_file(&path);
+        match r {
+            Ok(()) => Ok(String::from_utf8(out).unwrap()),
+            Err(e) => Err(format!("{e:?}")),
+        }
+    }
+
+    #[test]
+    fn progress_lines_keep_a_slow_answer_alive_and_are_not_printed() {
+        let progress = r#"{"progress":4096}"#;
+        let mut lines = vec![r#"{"ok":true}"#];
+        lines.extend([progress; 6]);
+        let row = r#"{"worker":0,"proto":"tcp","src":"10.0.0.2:1000","dst":"192.0.2.1:443","side":"inside","state":"established","verdict":"allow","rule":"web","fqdn":null,"packets":3,"bytes":180,"age_s":1.0,"idle_s":0.5}"#;
+        lines.extend([row, progress, r#"{"ok":true}"#]);
+        // 9 lines 60 ms apart: 540 ms in all, each line well inside the 250 ms timeout.
+        let printed = ask_slow_server(
+            &lines,
+            Duration::from_millis(60),
+            Duration::from_millis(250),
+        )
+        .expect("the answer completes");
+        assert!(!printed.contains("progress"), "{printed}");
+        let flows: Vec<serde_json::Value> = serde_json::from_str(&printed).unwrap();
+        assert_eq!(flows.len(), 1);
+        assert_eq!(flows[0]["dst"], "192.0.2.1:443");
+    }
+
+    #[test]
+    fn an_answer_that_goes_silent_fails_with_the_wait() {
+        let lines = [r#"{"ok":true}"#, r#"{"progress":1}"#, r#"{"ok":true}"#];
+        let e = ask_slow_server(
+            &lines,
+            Duration::from_millis(400),
+            Duration::from_millis(100),
+        )
+        .expect_err("no line for 400 ms with a 100 ms timeout");
+        assert!(e.contains("sent nothing for"), "{e}");
     }
 
     #[test]

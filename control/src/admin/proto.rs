@@ -13,7 +13,10 @@
 //! ends the answer (`{"ok":true}`, or `{"ok":false,...}` when the answer failed half-way, a
 //! worker not answering a listing, say), and closes the connection. An answer without that
 //! last line was cut short. Rows are streamed, so a listing of millions of flows needs no
-//! buffer of that size on either side.
+//! buffer of that size on either side. While a listing works with nothing to send (most flows
+//! filtered out, or `fqdn` counting flows before its first row), the server sends a progress
+//! line, `{"progress":N}` (flows examined so far), whenever the client has heard nothing for a
+//! second; clients skip it, and give up on an answer only after 30 s without any line.
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +55,15 @@ pub struct Status {
     /// What went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A line a long answer sends while it works and has nothing else to send (so that the client
+/// can tell a server at work from a stuck one); clients skip it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressLine {
+    /// Flows examined so far.
+    pub progress: u64,
 }
 
 /// One flow (CONTRACT.md: `flows --json`).

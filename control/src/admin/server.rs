@@ -23,8 +23,8 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::proto::{
-    DnsJson, FlowJson, MAX_REQUEST, PortJson, Reloaded, Request, RuleJson, StatsJson, Status,
-    WorkerJson, proto_name,
+    DnsJson, FlowJson, MAX_REQUEST, PortJson, ProgressLine, Reloaded, Request, RuleJson, StatsJson,
+    Status, WorkerJson, proto_name,
 };
 use crate::fqdn::{FlowCounts, count_row, rows};
 use crate::shared::{Call, Shared};
@@ -39,6 +39,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_LIMIT: u64 = 1 << 20;
 /// How long a worker or the control thread may take to answer before the request fails.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an answer being worked on (a listing of a large table, most of it filtered out, or
+/// counted before anything is written) may leave the client without a line: past that, a
+/// progress line goes out (the client gives up on an answer that sends nothing for 30 s).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// What connection threads share.
 struct Ctx {
@@ -48,6 +52,8 @@ struct Ctx {
     calls: Mutex<mpsc::Sender<Call>>,
     next_id: AtomicU64,
     clients: AtomicUsize,
+    /// [`PROGRESS_EVERY`] (shorter in tests).
+    progress_every: Duration,
 }
 
 /// The admin socket, bound and listening.
@@ -105,6 +111,7 @@ impl AdminServer {
             calls: Mutex::new(calls),
             next_id: AtomicU64::new(1),
             clients: AtomicUsize::new(0),
+            progress_every: PROGRESS_EVERY,
         });
         info!(socket = %self.path.display(), "admin socket listening");
         while !stop.load(Ordering::Relaxed) {
@@ -265,34 +272,39 @@ fn answer<W: Write>(ctx: &Ctx, req: &Request, out: &mut W) -> Result<(), Answer>
         Request::Flows { fqdn } => {
             let pat = pattern(fqdn.as_deref())?;
             let now = ctx.shared.clock.now();
-            let mut started = false;
-            list_flows(ctx, |row| {
+            ok(out)?;
+            let mut progress = Progress::new(ctx.progress_every);
+            list_flows(ctx, |event| {
+                let Listed::Row(row) = event else {
+                    return progress.tick(out);
+                };
+                progress.examined += 1;
                 let keep = pat
                     .as_ref()
                     .is_none_or(|p| row.fqdn.as_deref().is_some_and(|n| p.matches(n)));
-                if !keep {
-                    return Ok(());
+                if keep {
+                    write_line(out, &flow_json(&row, now))?;
+                    progress.wrote();
                 }
-                if !started {
-                    ok(out)?;
-                    started = true;
-                }
-                write_line(out, &flow_json(&row, now))
+                progress.tick(out)
             })?;
-            if !started {
-                ok(out)?;
-            }
         }
         Request::Fqdn { pattern: p } => {
             let pat = pattern(p.as_deref())?;
+            // The flows are counted before the first row can be written: the status line goes
+            // first, then progress lines while they are counted.
+            ok(out)?;
+            let mut progress = Progress::new(ctx.progress_every);
             let mut counts = FlowCounts::new();
-            list_flows(ctx, |row| {
-                count_row(&row, &mut counts);
-                Ok(())
+            list_flows(ctx, |event| {
+                if let Listed::Row(row) = event {
+                    count_row(&row, &mut counts);
+                    progress.examined += 1;
+                }
+                progress.tick(out)
             })?;
             let snap = call(ctx, Call::Fqdn)?;
             let rows = rows(snap.bindings, &snap.policy, snap.now, &counts, pat.as_ref());
-            ok(out)?;
             for r in rows {
                 write_line(out, &r)?;
             }
@@ -332,12 +344,79 @@ fn call<T>(ctx: &Ctx, make: impl FnOnce(mpsc::Sender<T>) -> Call) -> Result<T, A
         .map_err(|_| Answer::Refused("the control thread did not answer".into()))
 }
 
-/// Every worker's flows, a bounded chunk at a time.
-fn list_flows(ctx: &Ctx, mut each: impl FnMut(FlowRow) -> io::Result<()>) -> Result<(), Answer> {
+/// What [`list_flows`] hands its caller.
+enum Listed {
+    /// A flow.
+    Row(FlowRow),
+    /// Nothing yet: a worker's next chunk is awaited.
+    Waiting,
+}
+
+/// Keeps a client that is sent little (a listing filtered down to few rows, or counted before
+/// anything is written) hearing from the server: a progress line (`{"progress":N}`, the flows
+/// examined so far) and a flush when nothing reached it for a while.
+struct Progress {
+    every: Duration,
+    /// When the client was last sent something.
+    sent: Instant,
+    /// Lines written since, still buffered.
+    pending: bool,
+    /// Flows examined so far.
+    examined: u64,
+}
+
+impl Progress {
+    fn new(every: Duration) -> Self {
+        Progress {
+            every,
+            sent: Instant::now(),
+            pending: false,
+            examined: 0,
+        }
+    }
+
+    /// A line of the result was written.
+    fn wrote(&mut self) {
+        self.pending = true;
+    }
+
+    /// Sends what is buffered, or a progress line when there is nothing, if the client has
+    /// heard nothing for [`Progress::every`].
+    fn tick<W: Write>(&mut self, out: &mut W) -> io::Result<()> {
+        if self.sent.elapsed() < self.every {
+            return Ok(());
+        }
+        if !self.pending {
+            write_line(
+                out,
+                &ProgressLine {
+                    progress: self.examined,
+                },
+            )?;
+        }
+        out.flush()?;
+        self.sent = Instant::now();
+        self.pending = false;
+        Ok(())
+    }
+}
+
+/// Every worker's flows, a bounded chunk at a time; `each` also hears when a chunk is being
+/// waited for ([`Listed::Waiting`], about every 20 us while it is). An error from `each`
+/// abandons the listing and is returned.
+fn list_flows(ctx: &Ctx, each: impl FnMut(Listed) -> io::Result<()>) -> Result<(), Answer> {
     let mut links = ctx.links.lock().unwrap_or_else(PoisonError::into_inner);
+    // The row callback and the wait callback both need it.
+    let each = std::cell::RefCell::new(each);
     for (w, link) in links.iter_mut().enumerate() {
         let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
         let failed = std::cell::RefCell::new(None);
+        let call = |event| {
+            let mut f = failed.borrow_mut();
+            if f.is_none() {
+                *f = (each.borrow_mut())(event).err();
+            }
+        };
         // Each wait restarts when a chunk arrives: a listing of any length completes as long
         // as the worker keeps answering.
         let since = std::cell::Cell::new(Instant::now());
@@ -345,12 +424,10 @@ fn list_flows(ctx: &Ctx, mut each: impl FnMut(FlowRow) -> io::Result<()>) -> Res
             id,
             |row| {
                 since.set(Instant::now());
-                let mut f = failed.borrow_mut();
-                if f.is_none() {
-                    *f = each(row).err();
-                }
+                call(Listed::Row(row));
             },
             || {
+                call(Listed::Waiting);
                 if failed.borrow().is_some() || since.get().elapsed() > ANSWER_TIMEOUT {
                     return false;
                 }
@@ -525,6 +602,121 @@ pub fn dns_answers(sh: &Shared, r: AnswerResult) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dataplane::agent::{AdminReply, AdminRequest, link};
+
+    /// A context for one worker whose admin ring is served by `worker` on a thread of its
+    /// own, which gets the worker's end of the ring and runs until it returns.
+    fn one_worker(
+        progress_every: Duration,
+        worker: impl FnOnce(dataplane::agent::WorkerLink) + Send + 'static,
+    ) -> (Ctx, std::thread::JoinHandle<()>) {
+        let text = "[ports.inside]\ndevice = \"a\"\n[ports.outside]\ndevice = \"b\"\n";
+        let cfg = config::parse(text, "t.toml").unwrap();
+        let policy = Arc::new(dataplane::Policy::compile(&cfg, 1, 1));
+        let shared = Arc::new(Shared::new(
+            policy,
+            1,
+            Arc::default(),
+            dataplane::worker::Clock::new(1_000_000_000),
+        ));
+        let (wl, _control, admin) = link();
+        let (calls, _) = mpsc::channel();
+        let ctx = Ctx {
+            shared,
+            links: Mutex::new(vec![admin]),
+            calls: Mutex::new(calls),
+            next_id: AtomicU64::new(1),
+            clients: AtomicUsize::new(0),
+            progress_every,
+        };
+        (ctx, std::thread::spawn(move || worker(wl)))
+    }
+
+    /// A worker of `chunks` chunks of no rows, each answered `delay` after it is asked for.
+    fn slow_empty_worker(
+        chunks: usize,
+        delay: Duration,
+    ) -> impl FnOnce(dataplane::agent::WorkerLink) {
+        move |mut wl| {
+            let mut served = 0;
+            while served < chunks {
+                match wl.admin_in.pop() {
+                    Ok(AdminRequest::Flows { id, from, .. }) => {
+                        std::thread::sleep(delay);
+                        served += 1;
+                        let next = (served < chunks).then_some(from + 4096);
+                        let reply = AdminReply::Flows {
+                            id,
+                            rows: Vec::new(),
+                            next,
+                        };
+                        if wl.admin_out.push(reply).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        }
+    }
+
+    fn lines_of(out: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn a_filtered_listing_that_finds_nothing_for_long_sends_progress() {
+        // 12 chunks, 25 ms each: 300 ms of listing with nothing to send, progress every 50 ms.
+        let (ctx, worker) = one_worker(
+            Duration::from_millis(50),
+            slow_empty_worker(12, Duration::from_millis(25)),
+        );
+        let mut out = Vec::new();
+        let req = Request::Flows {
+            fqdn: Some("*.example.com".into()),
+        };
+        assert!(answer(&ctx, &req, &mut out).is_ok());
+        worker.join().unwrap();
+        let lines = lines_of(&out);
+        assert_eq!(lines[0], r#"{"ok":true}"#, "the status line goes first");
+        let progress = lines[1..]
+            .iter()
+            .filter(|l| l.starts_with(r#"{"progress":"#));
+        assert!(progress.count() >= 3, "progress while listing: {lines:?}");
+        assert!(lines[1..].iter().all(|l| l.starts_with(r#"{"progress":"#)));
+    }
+
+    #[test]
+    fn fqdn_sends_its_status_line_and_progress_while_it_counts_flows() {
+        let (ctx, worker) = one_worker(
+            Duration::from_millis(50),
+            slow_empty_worker(12, Duration::from_millis(25)),
+        );
+        let mut out = Vec::new();
+        // No control thread answers the snapshot call here: the answer fails after the
+        // listing, with the status line and the progress already sent.
+        let r = answer(&ctx, &Request::Fqdn { pattern: None }, &mut out);
+        assert!(matches!(r, Err(Answer::Refused(_))));
+        worker.join().unwrap();
+        let lines = lines_of(&out);
+        assert_eq!(lines[0], r#"{"ok":true}"#);
+        assert!(lines.len() >= 4, "progress while counting: {lines:?}");
+    }
+
+    #[test]
+    fn a_quick_listing_sends_no_progress() {
+        let (ctx, worker) = one_worker(
+            Duration::from_secs(60),
+            slow_empty_worker(3, Duration::ZERO),
+        );
+        let mut out = Vec::new();
+        assert!(answer(&ctx, &Request::Flows { fqdn: None }, &mut out).is_ok());
+        worker.join().unwrap();
+        assert_eq!(lines_of(&out), vec![r#"{"ok":true}"#.to_owned()]);
+    }
 
     #[test]
     fn a_request_trickling_in_is_cut_off_at_the_deadline() {
