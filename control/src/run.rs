@@ -160,6 +160,9 @@ pub fn run(path: &Path) -> Result<(), Failure> {
     let pstats: &[Arc<PipelineStats>] = &shared.pipelines;
     let seeds = std::hash::RandomState::new();
     let joined = eal.scope(|s| -> anyhow::Result<()> {
+        // However this closure ends (an error after some workers launched included), the
+        // workers are told to stop before the scope waits for them.
+        let _stop_workers = SetOnDrop(&stop);
         let mut handles = Vec::with_capacity(workers);
         for (id, &lcore) in lcores.iter().take(workers).enumerate() {
             let q = u16::try_from(id)?;
@@ -225,6 +228,8 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         };
         refresh_ports();
         std::thread::scope(|ops| -> anyhow::Result<()> {
+            // And the admin and metrics threads before this scope waits for them.
+            let _stop_ops = SetOnDrop(&ops_stop);
             // The admin and metrics threads inherit the main lcore's CPU set: they share the
             // control core and never run on a worker's.
             let links = std::mem::take(&mut admin_links);
@@ -298,6 +303,16 @@ pub fn run(path: &Path) -> Result<(), Failure> {
     print_final_counters(&port_stats, stats, pstats, control.learner.stats());
     joined?;
     Ok(())
+}
+
+/// Sets its flag when dropped: a scope's threads are told to stop on every way out of the
+/// scope's closure, `?` included, so that the scope's join can not wait for ever.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Enough mbufs for every RX and TX ring of both ports, the bursts in flight and the per-lcore
@@ -393,4 +408,36 @@ fn print_final_counters(
         learner.evictions[1].get(),
         learner.evictions[2].get(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape of `run`'s scopes: a thread that runs until told to stop, then an error
+    /// before the code that would tell it. The thread is told (without the guard it would run
+    /// until its own 5 s limit, and the scope wait that long).
+    #[test]
+    fn an_error_after_threads_started_stops_them() {
+        let stop = AtomicBool::new(false);
+        let told = AtomicBool::new(false);
+        let r = std::thread::scope(|s| -> anyhow::Result<()> {
+            let _stop = SetOnDrop(&stop);
+            s.spawn(|| {
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_secs(5) {
+                    if stop.load(Ordering::Relaxed) {
+                        told.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+            Err(anyhow!("a later thread could not be spawned"))?;
+            stop.store(true, Ordering::Relaxed);
+            Ok(())
+        });
+        assert!(r.is_err());
+        assert!(told.load(Ordering::Relaxed), "the thread was told to stop");
+    }
 }
