@@ -622,6 +622,43 @@ fn ten_thousand_rules_agree_with_a_linear_scan() {
     );
 }
 
+/// Rules that all fall in one class (inside, IPv4, TCP) and one group (source and destination
+/// constrained), so that the group's vectors span several summary words (4096 rules each) and
+/// every dimension is looked up; half the rules set a source port range, half a destination
+/// port range, independently, so that a packet's dimensions often have rules in a word with no
+/// rule in all of them (the candidate-word scan).
+#[test]
+fn a_group_of_thousands_of_rules_on_every_field_agrees_with_a_linear_scan() {
+    let mut rng = Rng(11);
+    let v4_cidr = |rng: &mut Rng| loop {
+        let c = cidr(rng, Profile::Specific);
+        if c.addr().is_ipv4() {
+            break c;
+        }
+    };
+    let rules: Vec<Rule> = (0..9_000)
+        .map(|i| {
+            let mut rule = random_rule(&mut rng, i, Profile::Specific);
+            rule.from = config::Side::Inside;
+            rule.proto = Proto::Tcp;
+            rule.src_cidr = vec![v4_cidr(&mut rng)];
+            rule.dst_cidr = vec![v4_cidr(&mut rng)];
+            rule.src_ports = some(&mut rng, 50, port_range);
+            rule.dst_ports = some(&mut rng, 50, port_range);
+            rule.icmp_types = Vec::new();
+            rule
+        })
+        .collect();
+    let matched = check_against_reference(&rules, 15_000, 12);
+    let past_first_word = matched.iter().filter(|&&r| r >= 4096).count();
+    let past_second_word = matched.iter().filter(|&&r| r >= 8192).count();
+    assert!(
+        matched.len() > 1_000 && past_first_word > 500 && past_second_word > 50,
+        "{} of 15000 matched, {past_first_word} past rule 4096, {past_second_word} past 8192",
+        matched.len()
+    );
+}
+
 /// Rules that each name one destination host, and packets that match none of them: the case
 /// where a linear scan costs the most.
 fn host_rules(count: usize) -> Vec<Rule> {
