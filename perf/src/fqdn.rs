@@ -313,7 +313,8 @@ pub fn dpdk_benches<'e>(rig: &mut Rig<'_, 'e>, pool: &'e dpdk::Mempool<'e>) -> R
 
 /// FQDN lookups per second by a reader thread while a writer applies `updates_per_s` changes:
 /// ferrowall's published tables (the reader swaps copies at its quiescent point every 32
-/// lookups) against one `RwLock<HashMap>` (a read lock per lookup). Returns (ours, rwlock).
+/// lookups) against one `RwLock<HashMap>` (a read lock per lookup; the same map type, hasher
+/// and capacity). Returns (ours, rwlock).
 pub fn lookups_under_updates(seconds: f64, updates_per_s: u32) -> Result<(f64, f64)> {
     const PREFILL: u32 = 100_000;
     let run_for = Duration::from_secs_f64(seconds);
@@ -379,8 +380,14 @@ pub fn lookups_under_updates(seconds: f64, updates_per_s: u32) -> Result<(f64, f
     });
     let ours = lookups.load(Ordering::Relaxed) as f64 / seconds;
 
-    // A RwLock<HashMap>, the writer taking the lock per change.
-    let shared: Arc<RwLock<HashMap<IpKey, Arc<IpEntry>>>> = Arc::new(RwLock::new(HashMap::new()));
+    // A RwLock<HashMap>, the writer taking the lock per change: the map the published tables
+    // are (same hasher, sized for `max_ips` as they are), so that the lock is the difference.
+    let (cfg, _) = compiled()?;
+    type Map = HashMap<IpKey, Arc<IpEntry>, foldhash::quality::RandomState>;
+    let shared: Arc<RwLock<Map>> = Arc::new(RwLock::new(Map::with_capacity_and_hasher(
+        cfg.dns.max_ips as usize,
+        Default::default(),
+    )));
     let entry = Arc::new(IpEntry {
         names: vec![Arc::from("n.bench.test")].into(),
         expires: u64::MAX,
