@@ -414,9 +414,10 @@ fn print_final_counters(
 mod tests {
     use super::*;
 
-    /// The shape of `run`'s scopes: a thread that runs until told to stop, then an error
-    /// before the code that would tell it. The thread is told (without the guard it would run
-    /// until its own 5 s limit, and the scope wait that long).
+    /// The shape of `run`'s scopes (a copy: `run` itself needs the EAL and two ports): a thread
+    /// that runs until told to stop, then an error before the code that would tell it. The
+    /// thread is told (without the guard it would run until its own 5 s limit, and the scope
+    /// wait that long).
     #[test]
     fn an_error_after_threads_started_stops_them() {
         let stop = AtomicBool::new(false);

@@ -135,6 +135,20 @@ fn parse<T: DeserializeOwned>(line: &str) -> io::Result<T> {
     serde_json::from_str(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// The rows of a listing, or its error if it failed before its first row: a listing that
+/// fails at once (a worker not answering, say) prints nothing, not even its header or `[`.
+fn rows_or_failure<'l, 'a>(
+    lines: &'l mut Lines<'a>,
+) -> io::Result<std::iter::Peekable<&'l mut Lines<'a>>> {
+    let mut rows = lines.peekable();
+    if matches!(rows.peek(), Some(Err(_))) {
+        if let Some(Err(e)) = rows.next() {
+            return Err(e);
+        }
+    }
+    Ok(rows)
+}
+
 fn print<W: Write>(
     req: &Request,
     json: bool,
@@ -143,6 +157,7 @@ fn print<W: Write>(
 ) -> io::Result<()> {
     match req {
         Request::Flows { .. } | Request::Fqdn { .. } | Request::Rules {} if json => {
+            let lines = rows_or_failure(lines)?;
             // Rows arrive one JSON object per line: print them as one array, streaming.
             out.write_all(b"[")?;
             let mut first = true;
@@ -163,6 +178,7 @@ fn print<W: Write>(
             Ok(())
         }
         Request::Flows { .. } => {
+            let lines = rows_or_failure(lines)?;
             writeln!(
                 out,
                 "{:<3} {:<6} {:<41} {:<41} {:<11} {:<16} {:<24} {:>10} {:>12} {:>8}",
@@ -190,6 +206,7 @@ fn print<W: Write>(
             writeln!(out, "{n} flows")
         }
         Request::Fqdn { .. } => {
+            let lines = rows_or_failure(lines)?;
             writeln!(
                 out,
                 "{:<39} {:>10} {:>6}  {:<40} RULES",
@@ -336,9 +353,15 @@ mod tests {
         .collect()
     }
 
-    /// `ask`s a server that writes `lines` with `gap` between them, the client waiting at most
-    /// `timeout` for each line; what it printed, or its error.
-    fn ask_slow_server(lines: &[&str], gap: Duration, timeout: Duration) -> Result<String, String> {
+    /// `ask`s a server that writes `lines`, the first at once and the others `gap` apart, the
+    /// client waiting at most `timeout` for each line: what it printed, and its error.
+    fn ask_slow_server(
+        req: &Request,
+        json: bool,
+        lines: &[&str],
+        gap: Duration,
+        timeout: Duration,
+    ) -> (String, Result<(), String>) {
         let dir = std::env::temp_dir().join(format!("ferrowall-client-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{:?}.sock", std::thread::current().id()));
@@ -349,43 +372,43 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             let mut req = String::new();
             BufReader::new(&s).read_line(&mut req).unwrap();
-            for l in lines {
-                std::thread::sleep(gap);
+            for (i, l) in lines.iter().enumerate() {
+                if i > 0 {
+                    std::thread::sleep(gap);
+                }
                 if s.write_all(l.as_bytes()).is_err() {
                     return;
                 }
             }
         });
         let mut out = Vec::new();
-        let r = ask(
-            &path,
-            &Request::Flows { fqdn: None },
-            true,
-            timeout,
-            &mut out,
-        );
+        let r = ask(&path, req, json, timeout, &mut out);
         server.join().unwrap();
         let _ = std::fs::remove_file(&path);
-        match r {
-            Ok(()) => Ok(String::from_utf8(out).unwrap()),
-            Err(e) => Err(format!("{e:?}")),
-        }
+        (
+            String::from_utf8(out).unwrap(),
+            r.map_err(|e| format!("{e:?}")),
+        )
     }
+
+    const ALL_FLOWS: Request = Request::Flows { fqdn: None };
 
     #[test]
     fn progress_lines_keep_a_slow_answer_alive_and_are_not_printed() {
         let progress = r#"{"progress":4096}"#;
         let mut lines = vec![r#"{"ok":true}"#];
-        lines.extend([progress; 6]);
+        lines.extend([progress; 12]);
         let row = r#"{"worker":0,"proto":"tcp","src":"10.0.0.2:1000","dst":"192.0.2.1:443","side":"inside","state":"established","verdict":"allow","rule":"web","fqdn":null,"packets":3,"bytes":180,"age_s":1.0,"idle_s":0.5}"#;
         lines.extend([row, progress, r#"{"ok":true}"#]);
-        // 9 lines 60 ms apart: 540 ms in all, each line well inside the 250 ms timeout.
-        let printed = ask_slow_server(
+        // 15 lines 100 ms apart: 1.5 s in all, each line well inside the 1 s timeout.
+        let (printed, r) = ask_slow_server(
+            &ALL_FLOWS,
+            true,
             &lines,
-            Duration::from_millis(60),
-            Duration::from_millis(250),
-        )
-        .expect("the answer completes");
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+        );
+        assert_eq!(r, Ok(()), "the answer completes");
         assert!(!printed.contains("progress"), "{printed}");
         let flows: Vec<serde_json::Value> = serde_json::from_str(&printed).unwrap();
         assert_eq!(flows.len(), 1);
@@ -393,15 +416,37 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_that_goes_silent_fails_with_the_wait() {
+    fn an_answer_that_goes_silent_after_its_status_fails_with_the_wait() {
+        // The status line at once, then silence past the timeout: the rows' read times out.
         let lines = [r#"{"ok":true}"#, r#"{"progress":1}"#, r#"{"ok":true}"#];
-        let e = ask_slow_server(
+        let (_, r) = ask_slow_server(
+            &ALL_FLOWS,
+            true,
             &lines,
-            Duration::from_millis(400),
-            Duration::from_millis(100),
-        )
-        .expect_err("no line for 400 ms with a 100 ms timeout");
+            Duration::from_millis(600),
+            Duration::from_millis(150),
+        );
+        let e = r.expect_err("no line for 600 ms with a 150 ms timeout");
         assert!(e.contains("sent nothing for"), "{e}");
+    }
+
+    #[test]
+    fn a_listing_that_fails_before_its_first_row_prints_nothing() {
+        let lines = [
+            r#"{"ok":true}"#,
+            r#"{"ok":false,"error":"worker 0 did not answer"}"#,
+        ];
+        for (req, json) in [
+            (ALL_FLOWS, true),
+            (ALL_FLOWS, false),
+            (Request::Fqdn { pattern: None }, true),
+            (Request::Fqdn { pattern: None }, false),
+        ] {
+            let (printed, r) =
+                ask_slow_server(&req, json, &lines, Duration::ZERO, Duration::from_secs(5));
+            assert!(r.unwrap_err().contains("worker 0 did not answer"));
+            assert_eq!(printed, "", "nothing printed");
+        }
     }
 
     #[test]

@@ -16,7 +16,11 @@
 //! buffer of that size on either side. While a listing works with nothing to send (most flows
 //! filtered out, or `fqdn` counting flows before its first row), the server sends a progress
 //! line, `{"progress":N}` (flows examined so far), whenever the client has heard nothing for a
-//! second; clients skip it, and give up on an answer only after 30 s without any line.
+//! second (a client waiting for another's listing to finish hears them too); clients skip it,
+//! and give up on an answer only after 30 s without any line. (A client older than progress
+//! lines would take one for a row.) A listing's status line comes before its work, so one that
+//! fails at once (a worker not answering) ends with the failing status line right after it; the
+//! CLI then prints nothing but the error.
 
 use serde::{Deserialize, Serialize};
 

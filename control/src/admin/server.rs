@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError, mpsc};
 use std::time::{Duration, Instant};
 
 use dataplane::DropReason;
@@ -404,22 +404,36 @@ impl Progress {
 /// Every worker's flows, a bounded chunk at a time; `each` also hears when a chunk is being
 /// waited for ([`Listed::Waiting`], about every 20 us while it is). An error from `each`
 /// abandons the listing and is returned.
-fn list_flows(ctx: &Ctx, each: impl FnMut(Listed) -> io::Result<()>) -> Result<(), Answer> {
-    let mut links = ctx.links.lock().unwrap_or_else(PoisonError::into_inner);
+fn list_flows(ctx: &Ctx, mut each: impl FnMut(Listed) -> io::Result<()>) -> Result<(), Answer> {
+    // One listing at a time: a client waiting for another's listing hears progress too.
+    let mut links = loop {
+        match ctx.links.try_lock() {
+            Ok(links) => break links,
+            Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                each(Listed::Waiting)?;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    };
     // The row callback and the wait callback both need it.
     let each = std::cell::RefCell::new(each);
     for (w, link) in links.iter_mut().enumerate() {
         let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
         let failed = std::cell::RefCell::new(None);
+        // Each wait restarts when a chunk arrives: a listing of any length completes as long
+        // as the worker keeps answering.
+        let since = std::cell::Cell::new(Instant::now());
+        // Time spent writing to the client (which may block on a slow one) is not the
+        // worker's: it is left out of the wait.
         let call = |event| {
+            let started = Instant::now();
             let mut f = failed.borrow_mut();
             if f.is_none() {
                 *f = (each.borrow_mut())(event).err();
             }
+            since.set(since.get() + started.elapsed());
         };
-        // Each wait restarts when a chunk arrives: a listing of any length completes as long
-        // as the worker keeps answering.
-        let since = std::cell::Cell::new(Instant::now());
         let listing = link.list_flows(
             id,
             |row| {
@@ -696,8 +710,8 @@ mod tests {
             slow_empty_worker(12, Duration::from_millis(25)),
         );
         let mut out = Vec::new();
-        // No control thread answers the snapshot call here: the answer fails after the
-        // listing, with the status line and the progress already sent.
+        // The control thread's end of the calls is gone here ("ferrowall is stopping"): the
+        // answer fails after the listing, with the status line and the progress already sent.
         let r = answer(&ctx, &Request::Fqdn { pattern: None }, &mut out);
         assert!(matches!(r, Err(Answer::Refused(_))));
         worker.join().unwrap();
