@@ -14,7 +14,7 @@ use crate::fqdn::snoop::{FlowDns, MAX_TCP_BUFFERED, Queries, StreamError};
 use crate::side::Side;
 
 /// A flow's identity, the same for both directions.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Eq, Default)]
 pub struct FlowKey {
     /// The lower (address, port) end, as an IPv6 or IPv4-mapped address.
     pub a: u128,
@@ -88,6 +88,27 @@ impl FlowKey {
         }
     }
 
+    /// [`FlowKey::new`] of an IPv4 packet, from its addresses as numbers: the same key, with
+    /// the ends ordered by one 64-bit compare instead of two 128-bit ones.
+    #[inline(always)]
+    pub fn from_v4(src: u32, dst: u32, sport: u16, dport: u16, proto: u8) -> (FlowKey, bool) {
+        // (address, port) as one number orders like the pair; no branch on the direction.
+        let s = (u64::from(src) << 16) | u64::from(sport);
+        let d = (u64::from(dst) << 16) | u64::from(dport);
+        let fwd = s <= d;
+        let (lo, hi) = if fwd { (s, d) } else { (d, s) };
+        let v4 = |end: u64| (0xffff_u128 << 32) | u128::from(end >> 16);
+        let tail = (u64::from(proto) << 32) | (lo & 0xffff) | ((hi & 0xffff) << 16);
+        (
+            FlowKey {
+                a: v4(lo),
+                b: v4(hi),
+                tail,
+            },
+            fwd,
+        )
+    }
+
     /// The `a` end's port (or ICMP echo identifier).
     #[inline]
     pub fn pa(&self) -> u16 {
@@ -122,6 +143,21 @@ impl FlowKey {
     /// The `b` end's address.
     pub fn addr_b(&self) -> IpAddr {
         addr_from_bits(self.b, self.v6())
+    }
+}
+
+impl PartialEq for FlowKey {
+    /// Every bit equal, as the derived comparison, but without a branch per field: flows
+    /// found by hash almost always match, so the compare is all the work.
+    #[inline(always)]
+    fn eq(&self, other: &FlowKey) -> bool {
+        ((self.a ^ other.a) | (self.b ^ other.b) | u128::from(self.tail ^ other.tail)) == 0
+    }
+}
+
+impl Hash for FlowKey {
+    fn hash<S: std::hash::Hasher>(&self, state: &mut S) {
+        (self.a, self.b, self.tail).hash(state);
     }
 }
 
@@ -340,6 +376,9 @@ fn folded_mul(a: u64, b: u64) -> u64 {
 #[derive(Debug, Clone, Copy)]
 struct KeyHasher {
     seeds: [u64; 4],
+    /// The second multiply's operand for IPv4 keys, whose addresses' high halves are 0: the
+    /// first multiply over them is the same for every such key.
+    v4_y: u64,
 }
 
 impl KeyHasher {
@@ -353,9 +392,20 @@ impl KeyHasher {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             z ^ (z >> 31)
         };
+        let seeds = [next(), next(), next(), next()];
         KeyHasher {
-            seeds: [next(), next(), next(), next()],
+            seeds,
+            v4_y: folded_mul(seeds[2], seeds[3]) ^ seeds[0].rotate_left(23),
         }
+    }
+
+    /// [`KeyHasher::hash`] of an IPv4 key (both addresses IPv4-mapped, so their high 64 bits
+    /// are 0): the same value, with one multiply fewer.
+    #[inline(always)]
+    fn hash_v4(&self, k: &FlowKey) -> u64 {
+        let [s0, s1, ..] = self.seeds;
+        let x = folded_mul(lo64(k.a) ^ s0, lo64(k.b) ^ s1);
+        folded_mul(x ^ k.tail, self.v4_y)
     }
 
     #[inline(always)]
@@ -520,6 +570,13 @@ impl FlowTable {
         self.overflowed[b / 64] & (1 << (b % 64)) != 0
     }
 
+    /// [`FlowTable::hash`] of a key made by [`FlowKey::from_v4`] (the same value, cheaper).
+    #[inline(always)]
+    pub fn hash_v4(&self, key: &FlowKey) -> u64 {
+        debug_assert!(!key.v6() && hi64(key.a) == 0 && hi64(key.b) == 0);
+        self.hasher.hash_v4(key)
+    }
+
     /// First stage of a burst lookup: bring the key's index line into the cache.
     #[inline]
     pub fn prefetch_index(&self, hash: u64) {
@@ -622,6 +679,25 @@ impl FlowTable {
             Some(id) if self.holds(id, key) => self.unless_expired(id, now, t),
             _ => self.lookup_hashed(key, hash, now, t),
         }
+    }
+
+    /// The slot holding `key` (with `hash`), trying slot `hint` first (any value: one out of
+    /// range is simply not it), whether or not the flow has expired: for the established fast
+    /// path, which checks expiry with the timeout it already knows applies
+    /// ([`FlowTable::lookup_hinted`] is the lookup that treats expired flows as absent).
+    #[inline(always)]
+    pub fn find_hinted(&self, key: &FlowKey, hash: u64, hint: FlowId) -> Option<FlowId> {
+        if self.holds(hint, key) {
+            return Some(hint);
+        }
+        self.find(key, hash).map(|(b, e)| self.buckets[b].id[e])
+    }
+
+    /// `Some(id)`, or `None` when flow `id` has been idle too long at `now`, in which case it
+    /// is removed: what [`FlowTable::lookup`] would have answered for its key.
+    #[inline]
+    pub fn live(&mut self, id: FlowId, now: u64, t: &Timeouts) -> Option<FlowId> {
+        self.unless_expired(id, now, t)
     }
 
     /// The flow in slot `id`.
@@ -839,6 +915,21 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn keys_differing_in_any_bit_differ() {
+        let (k, _) = FlowKey::new(ip("2001:db8::9"), ip("2001:db8::1"), 65535, 53, 17);
+        assert_eq!(k, k.clone());
+        for bit in 0..128 {
+            let flip = 1u128 << bit;
+            assert_ne!(k, FlowKey { a: k.a ^ flip, ..k }, "a bit {bit}");
+            assert_ne!(k, FlowKey { b: k.b ^ flip, ..k }, "b bit {bit}");
+        }
+        for bit in 0..64 {
+            let tail = k.tail ^ (1 << bit);
+            assert_ne!(k, FlowKey { tail, ..k }, "tail bit {bit}");
+        }
     }
 
     #[test]

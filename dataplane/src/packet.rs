@@ -229,6 +229,76 @@ pub fn parse_fast(frame: &[u8]) -> Option<IpPacket> {
     })
 }
 
+/// What the established fast path needs of an untagged IPv4 TCP or UDP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V4Ports {
+    /// Source address.
+    pub src: u32,
+    /// Destination address.
+    pub dst: u32,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// [`proto::TCP`] or [`proto::UDP`].
+    pub proto: u8,
+    /// TCP flags (0 for UDP).
+    pub tcp_flags: u8,
+}
+
+/// Frame bytes up to the end of the TCP flags (Ethernet, IPv4 without options, TCP).
+const V4_TCP_END: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp::HEADER_LEN;
+/// Frame bytes up to the end of the UDP header.
+const V4_UDP_END: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN;
+
+/// Reads `frame` if [`parse_fast`] reads it as IPv4 TCP or UDP, with the same fields: the
+/// established path's reader, from fixed offsets, with no [`IpPacket`] to build. Any other
+/// frame (IPv6 included) gives `None` and is for [`parse_fast`] to read.
+#[inline(always)]
+pub fn read_v4(frame: &[u8]) -> Option<V4Ports> {
+    let h: &[u8; V4_UDP_END] = frame.first_chunk()?;
+    // Ethernet type IPv4; version 4 and no options; not a fragment (MF clear, offset 0).
+    if h[12] != 0x08 || h[13] != 0x00 || h[14] != 0x45 || h[20] & 0x3f != 0 || h[21] != 0 {
+        return None;
+    }
+    if frame.len() > usize::from(u16::MAX) {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
+    // The transport bytes the IPv4 total length gives, all in the frame.
+    let l4_len = total.checked_sub(ipv4::HEADER_LEN)?;
+    if ethernet::HEADER_LEN + total > frame.len() {
+        return None;
+    }
+    let proto = h[23];
+    let tcp_flags = match proto {
+        proto::TCP => {
+            let t: &[u8; V4_TCP_END] = frame.first_chunk()?;
+            let doff = usize::from(t[46] >> 4) * 4;
+            if doff < tcp::HEADER_LEN || doff > l4_len {
+                return None;
+            }
+            t[47]
+        }
+        proto::UDP => {
+            let ulen = usize::from(u16::from_be_bytes([h[38], h[39]]));
+            if ulen < udp::HEADER_LEN || ulen > l4_len {
+                return None;
+            }
+            0
+        }
+        _ => return None,
+    };
+    Some(V4Ports {
+        src: u32::from_be_bytes([h[26], h[27], h[28], h[29]]),
+        dst: u32::from_be_bytes([h[30], h[31], h[32], h[33]]),
+        sport: u16::from_be_bytes([h[34], h[35]]),
+        dport: u16::from_be_bytes([h[36], h[37]]),
+        proto,
+        tcp_flags,
+    })
+}
+
 /// Parses a frame.
 #[inline(always)]
 pub fn parse(frame: &[u8]) -> Result<Frame, DropReason> {

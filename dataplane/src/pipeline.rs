@@ -529,27 +529,38 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         // Stage 1: parse, make the flow key and its hash, prefetch the flow index line.
         for pkt in pkts {
             let bytes = pkt.as_ref();
-            let fast = packet::parse_fast(bytes)
-                .and_then(|ip| match ip.l4 {
-                    L4::Tcp {
-                        sport,
-                        dport,
-                        flags,
-                        ..
-                    } => Some((ip, sport, dport, flags)),
-                    L4::Udp { sport, dport } => Some((ip, sport, dport, 0)),
-                    _ => None,
-                })
-                .filter(|&(_, sport, dport, _)| sport != DNS_PORT && dport != DNS_PORT);
-            if let Some((ip, sport, dport, tcp_flags)) = fast {
-                let (key, fwd) = FlowKey::from_bits(ip.src, ip.dst, ip.v6, sport, dport, ip.proto);
-                let hash = self.flows.hash(&key);
+            // IPv4 is read from fixed offsets and hashed the IPv4 way (the same key and hash
+            // as below, for less work); IPv6 the general fast way.
+            let fast = match packet::read_v4(bytes) {
+                Some(v) => (v.sport != DNS_PORT && v.dport != DNS_PORT).then(|| {
+                    let (key, fwd) = FlowKey::from_v4(v.src, v.dst, v.sport, v.dport, v.proto);
+                    (key, fwd, self.flows.hash_v4(&key), v.proto, v.tcp_flags)
+                }),
+                None => packet::parse_fast(bytes)
+                    .and_then(|ip| match ip.l4 {
+                        L4::Tcp {
+                            sport,
+                            dport,
+                            flags,
+                            ..
+                        } => Some((ip, sport, dport, flags)),
+                        L4::Udp { sport, dport } => Some((ip, sport, dport, 0)),
+                        _ => None,
+                    })
+                    .filter(|&(_, sport, dport, _)| sport != DNS_PORT && dport != DNS_PORT)
+                    .map(|(ip, sport, dport, flags)| {
+                        let (key, fwd) =
+                            FlowKey::from_bits(ip.src, ip.dst, ip.v6, sport, dport, ip.proto);
+                        (key, fwd, self.flows.hash(&key), ip.proto, flags)
+                    }),
+            };
+            if let Some((key, fwd, hash, proto, tcp_flags)) = fast {
                 self.flows.prefetch_index(hash);
                 meta.push(Staged {
                     key,
                     hash,
                     hint: NO_HINT,
-                    proto: ip.proto,
+                    proto,
                     tcp_flags,
                     fwd,
                     path: Path::Fast,
@@ -571,23 +582,34 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
         }
         // Stage 3: decide, in order (the stage 1 results are read in place, not moved).
         let mut full_parses = full.iter();
+        // The flow of the last packet the fast path decided, if no packet after it went the
+        // general way (which sets `last_flow` itself): `last_flow` is written once at the end
+        // rather than for every packet.
+        let mut last_fast = None;
         for (pkt, m) in staged.drain(..).zip(meta.iter()) {
             let (disp, decision) = match m.path {
                 Path::Fast => {
                     let len = pkt.as_ref().len() as u64;
                     match self.fast_established(m, len, now) {
                         Ok((d, id)) => {
-                            self.last_flow = Some(id);
+                            last_fast = Some(id);
                             (Disposition::Pass(pkt), d)
                         }
-                        Err(found) => self.fast_missed(pkt, m, found, side, now, fx),
+                        Err(found) => {
+                            last_fast = None;
+                            self.fast_missed(pkt, m, found, side, now, fx)
+                        }
                     }
                 }
                 Path::Full | Path::FullNoKey => {
+                    last_fast = None;
                     self.staged_parsed(pkt, m, full_parses.next(), side, now, fx)
                 }
             };
             sink(disp, decision);
+        }
+        if last_fast.is_some() {
+            self.last_flow = last_fast;
         }
         self.staged = staged;
         self.staged_meta = meta;
@@ -1134,18 +1156,24 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
     ) -> Result<(Decision, FlowId), Option<FlowId>> {
         use tcp::flags::{FIN, RST, SYN};
         let generation = self.policy.generation;
-        let Some(id) =
-            self.flows
-                .lookup_hinted(&m.key, m.hash, m.hint(), now, &self.policy.timeouts)
-        else {
+        let Some(id) = self.flows.find_hinted(&m.key, m.hash, m.hint) else {
             return Err(None);
         };
+        let t = &self.policy.timeouts;
         let flow = self.flows.get_mut(id);
+        let tcp = m.proto == proto::TCP;
         if flow.generation != generation
-            || (m.proto == proto::TCP
+            || (tcp
                 && (m.tcp_flags & (SYN | FIN | RST) != 0 || flow.state != FlowState::Established))
         {
-            return Err(Some(id));
+            return Err(self.flows.live(id, now, t));
+        }
+        // What `Timeouts::of` gives an established TCP flow or a UDP one (the fast path has
+        // nothing else), without its match.
+        let timeout = if tcp { t.tcp_established } else { t.udp };
+        if now.saturating_sub(flow.last_seen) > timeout {
+            self.flows.remove(id);
+            return Err(None);
         }
         flow.last_seen = now;
         flow.packets += 1;

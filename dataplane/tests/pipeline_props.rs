@@ -183,6 +183,52 @@ proptest! {
     }
 
     #[test]
+    fn the_ipv4_reader_reads_what_the_fast_reader_reads_as_ipv4(frame in near_fast_frame()) {
+        use dataplane::flow::v4_bits;
+        use dataplane::packet::{L4, parse_fast, read_v4};
+        let fast = parse_fast(&frame).filter(|ip| !ip.v6);
+        let summary = fast.and_then(|ip| match ip.l4 {
+            L4::Tcp { sport, dport, flags, .. } => Some((ip, sport, dport, flags)),
+            L4::Udp { sport, dport } => Some((ip, sport, dport, 0)),
+            _ => None,
+        });
+        match (read_v4(&frame), summary) {
+            (Some(v), Some((ip, sport, dport, flags))) => {
+                prop_assert_eq!(
+                    (v4_bits(v.src), v4_bits(v.dst), v.proto, v.sport, v.dport, v.tcp_flags),
+                    (ip.src, ip.dst, ip.proto, sport, dport, flags)
+                );
+            }
+            // Neither reads it: the general path does.
+            (None, None) => {}
+            (v, s) => prop_assert!(false, "IPv4 reader {:?}, fast reader {:?}", v, s),
+        }
+    }
+
+    #[test]
+    fn ipv4_keys_and_hashes_are_the_general_ones(
+        src in any::<u32>(),
+        dst in any::<u32>(),
+        same_address in any::<bool>(),
+        sport in any::<u16>(),
+        dport in any::<u16>(),
+        tcp in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        use dataplane::flow::{FlowKey, FlowTable, v4_bits};
+        // The same address at both ends leaves the ports to order them.
+        let dst = if same_address { src } else { dst };
+        let proto = if tcp { 6 } else { 17 };
+        let (key, fwd) = FlowKey::from_v4(src, dst, sport, dport, proto);
+        prop_assert_eq!(
+            (key, fwd),
+            FlowKey::from_bits(v4_bits(src), v4_bits(dst), false, sport, dport, proto)
+        );
+        let table = FlowTable::new(16, seed);
+        prop_assert_eq!(table.hash_v4(&key), table.hash(&key));
+    }
+
+    #[test]
     fn a_burst_decides_like_packets_one_by_one(
         bursts in proptest::collection::vec(proptest::collection::vec(frame(), 1..32), 1..6),
         side in sides(),
@@ -224,4 +270,12 @@ fn near_fast_frames_are_read_by_the_fast_reader_often_and_not_always() {
         })
         .count();
     assert!((100..900).contains(&read), "{read} of 1000 read");
+    // And the IPv4 reader, for the IPv4 property.
+    let read = (0..1000)
+        .filter(|_| {
+            let frame = strategy.new_tree(&mut runner).expect("a frame").current();
+            dataplane::packet::read_v4(&frame).is_some()
+        })
+        .count();
+    assert!((50..900).contains(&read), "{read} of 1000 read as IPv4");
 }
