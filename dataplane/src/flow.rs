@@ -97,12 +97,12 @@ impl FlowKey {
         let d = (u64::from(dst) << 16) | u64::from(dport);
         let fwd = s <= d;
         let (lo, hi) = if fwd { (s, d) } else { (d, s) };
-        let v4 = |end: u64| (0xffff_u128 << 32) | u128::from(end >> 16);
+        let addr = |end: u64| v4_bits(u32::try_from(end >> 16).unwrap_or(0));
         let tail = (u64::from(proto) << 32) | (lo & 0xffff) | ((hi & 0xffff) << 16);
         (
             FlowKey {
-                a: v4(lo),
-                b: v4(hi),
+                a: addr(lo),
+                b: addr(hi),
                 tail,
             },
             fwd,
@@ -235,6 +235,13 @@ impl Timeouts {
             icmp: ns(f.icmp_timeout),
             fragment: ns(f.fragment_timeout),
         }
+    }
+
+    /// [`Timeouts::of`] for the only flows the established fast path decides: an established
+    /// TCP flow (`tcp`) or a UDP one, without `of`'s match on every protocol.
+    #[inline(always)]
+    pub fn of_fast(&self, tcp: bool) -> u64 {
+        if tcp { self.tcp_established } else { self.udp }
     }
 
     /// The idle timeout of a flow in `state` with protocol `proto`.
@@ -652,9 +659,10 @@ impl FlowTable {
         self.unless_expired(self.buckets[b].id[e], now, t)
     }
 
-    /// `Some(id)`, or `None` when the flow in slot `id` has been idle too long (it is removed).
+    /// `Some(id)`, or `None` when the flow in slot `id` has been idle too long (it is removed):
+    /// what [`FlowTable::lookup`] would have answered for its key.
     #[inline(always)]
-    fn unless_expired(&mut self, id: FlowId, now: u64, t: &Timeouts) -> Option<FlowId> {
+    pub fn unless_expired(&mut self, id: FlowId, now: u64, t: &Timeouts) -> Option<FlowId> {
         if self.slots[id as usize].expired(now, t) {
             self.remove(id);
             return None;
@@ -691,13 +699,6 @@ impl FlowTable {
             return Some(hint);
         }
         self.find(key, hash).map(|(b, e)| self.buckets[b].id[e])
-    }
-
-    /// `Some(id)`, or `None` when flow `id` has been idle too long at `now`, in which case it
-    /// is removed: what [`FlowTable::lookup`] would have answered for its key.
-    #[inline]
-    pub fn live(&mut self, id: FlowId, now: u64, t: &Timeouts) -> Option<FlowId> {
-        self.unless_expired(id, now, t)
     }
 
     /// The flow in slot `id`.
@@ -915,6 +916,13 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_fast_paths_timeouts_are_those_of_its_flows() {
+        use crate::packet::proto::{TCP, UDP};
+        assert_eq!(T.of_fast(true), T.of(TCP, FlowState::Established));
+        assert_eq!(T.of_fast(false), T.of(UDP, FlowState::Active));
     }
 
     #[test]

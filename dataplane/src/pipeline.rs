@@ -1166,12 +1166,9 @@ impl<H: AsRef<[u8]>> Pipeline<H> {
             || (tcp
                 && (m.tcp_flags & (SYN | FIN | RST) != 0 || flow.state != FlowState::Established))
         {
-            return Err(self.flows.live(id, now, t));
+            return Err(self.flows.unless_expired(id, now, t));
         }
-        // What `Timeouts::of` gives an established TCP flow or a UDP one (the fast path has
-        // nothing else), without its match.
-        let timeout = if tcp { t.tcp_established } else { t.udp };
-        if now.saturating_sub(flow.last_seen) > timeout {
+        if now.saturating_sub(flow.last_seen) > t.of_fast(tcp) {
             self.flows.remove(id);
             return Err(None);
         }
